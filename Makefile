@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine: `make demo` (the main job) and `make test` (every test).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+OUT    ?= outputs/demo
+
+.PHONY: install demo test lab bench data data-check readme clean-nbs
+
+install: $(STAMP)
+
+# torch first, from the CPU wheel on disk, so nothing later pulls a CUDA build.
+$(STAMP): settings.ini setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m internvid_nb.demo --out $(OUT)
+
+# Notebooks are the source of truth: cleaning and exporting must leave no diff, then every notebook runs,
+# then pytest (its summary line last).
+test: $(STAMP)
+	$(BIN)/nbdev_clean
+	@git status --porcelain -- nbs | grep . && { echo "nbdev_clean changed nbs/: run it and commit"; exit 1; } || true
+	$(BIN)/nbdev_export
+	@git status --porcelain -- internvid_nb | grep . && { echo "nbdev_export changed internvid_nb/: export and commit"; exit 1; } || true
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs/
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --out bench/results/bench.json
+
+# Regenerate data_samples/sample_world bit for bit, and check it against its manifest.
+data: $(STAMP)
+	$(BIN)/python -m internvid_nb.sampleworld --out data_samples/sample_world
+
+data-check: $(STAMP)
+	$(BIN)/python -m internvid_nb.sampleworld --check data_samples/sample_world
+
+readme: $(STAMP)
+	$(BIN)/jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir . --output README

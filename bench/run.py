@@ -1,0 +1,47 @@
+"""`make bench`: benchmarks measured side by side in one run; prints JSON and writes it to --out."""
+import argparse, json, platform, sys, time
+from pathlib import Path
+import numpy as np
+import torch
+
+from internvid_nb.videoio import read_samplings, read_frames, middle, at_fps, segments
+from internvid_nb.sampleworld import load_world, real_clips
+
+SAMPLINGS = {"coarse": middle(), "fine": at_fps(1.0), "viclip": segments(8, "start")}
+
+
+def _time(fn, repeats):
+    "Best-of-`repeats` wall time of fn() (the minimum is the least disturbed run)."
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter(); fn(); best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_decode_once(paths, repeats=3):
+    "Decode-once of three samplings per clip against one open+decode per sampling, same clips, same run."
+    n_frames = sum(sum(len(v) for v in read_samplings(p, SAMPLINGS).values()) for p in paths)
+    once = _time(lambda: [read_samplings(p, SAMPLINGS) for p in paths], repeats)
+    separate = _time(lambda: [read_frames(p, s) for p in paths for s in SAMPLINGS.values()], repeats)
+    return {"clips": len(paths), "frames_served": n_frames,
+            "decode_once_frames_per_s": round(n_frames / once, 1), "per_sampling_frames_per_s": round(n_frames / separate, 1),
+            "ratio_once_vs_per_sampling": round(separate / once, 2), "goal_ratio": 2.0}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default="bench/results/bench.json")
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    w = load_world()
+    res = {"machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "torch": torch.__version__},
+           "video_io": {"sample_world_clips": bench_decode_once(list(w.clips.path), a.repeats),
+                        "real_clips": bench_decode_once(list(real_clips().path), a.repeats)}}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The main job runs end to end on data_samples and escapes what it puts into HTML."""
+import json
+import pandas as pd
+from internvid_nb.demo import run_demo, write_report
+
+
+def test_demo_end_to_end(tmp_path):
+    s = run_demo(tmp_path, verify=False, log=lambda *a: None)
+    assert s["probed"] == {"ok": 361, "error": 0}
+    assert s["decode_once"]["clips"] == 352 and s["decode_once"]["frames"] == 352 * (1 + 3 + 8)
+    html = (tmp_path / "index.html").read_text()
+    assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 18
+    lines = (tmp_path / "tables" / "clips.jsonl").read_text().splitlines()
+    assert len(lines) == 352 and json.loads(lines[0])["YoutubeID"] == "train_0000"
+    assert json.loads((tmp_path / "summary.json").read_text())["clips"]["train"] == 256
+
+
+def test_report_escapes_captions_and_paths(tmp_path):
+    evil = "<script>alert(1)</script> & 'x'"
+    write_report(tmp_path, [{"title": evil, "text": evil, "tables": [pd.DataFrame({"caption": [evil]})],
+                             "figures": [{"src": "a'><script>.png", "caption": evil}]}])
+    html = (tmp_path / "index.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
