@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= outputs/demo
 
-.PHONY: install demo test lab bench data data-check readme clean-nbs
+.PHONY: install demo test lab bench data data-check readme train-tiny
 
 install: $(STAMP)
 
@@ -45,3 +45,7 @@ data-check: $(STAMP)
 
 readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir . --output README
+
+# Retrain the embedded viclip-tiny (about 25 minutes on 2 CPU cores); writes data_samples/models/viclip-tiny.
+train-tiny: $(STAMP)
+	$(BIN)/python -c "from internvid_nb.train import train_viclip_tiny; print(train_viclip_tiny()[1])"

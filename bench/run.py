@@ -28,6 +28,23 @@ def bench_decode_once(paths, repeats=3):
             "ratio_once_vs_per_sampling": round(separate / once, 2), "goal_ratio": 2.0}
 
 
+def bench_viclip_train(configs=(("tiny", 16), ("B/16", 2)), steps=2):
+    "Training-step clips/s of each config, masked 0.9 vs unmasked, each in its own process (peak memory is its own)."
+    import subprocess
+    out = {}
+    for name, batch in configs:
+        runs = {}
+        for masking in (0.9, 0.0):
+            r = subprocess.run([sys.executable, str(Path(__file__).parent / "train_step.py"), "--config", name, "--masking", str(masking),
+                                "--batch", str(batch), "--steps", str(steps)], capture_output=True, text=True, check=True)
+            runs[f"masking_{masking}"] = json.loads(r.stdout.strip().splitlines()[-1])
+        runs["ratio_masked_vs_unmasked"] = round(runs["masking_0.9"]["clips_per_s"] / runs["masking_0.0"]["clips_per_s"], 2)
+        out[name] = runs
+    out["goal_ratio_B/16"] = 3.0
+    out["gpu"] = "bench/gpu_viclip.py reports L/14 clips/s and MFU on a CUDA machine (not run by make bench on CPU)"
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/bench.json")
@@ -37,7 +54,8 @@ def main(argv=None):
     w = load_world()
     res = {"machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "torch": torch.__version__},
            "video_io": {"sample_world_clips": bench_decode_once(list(w.clips.path), a.repeats),
-                        "real_clips": bench_decode_once(list(real_clips().path), a.repeats)}}
+                        "real_clips": bench_decode_once(list(real_clips().path), a.repeats)},
+           "viclip_train_cpu": bench_viclip_train()}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))

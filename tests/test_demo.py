@@ -9,10 +9,12 @@ def test_demo_end_to_end(tmp_path):
     assert s["probed"] == {"ok": 361, "error": 0}
     assert s["decode_once"]["clips"] == 352 and s["decode_once"]["frames"] == 352 * (1 + 3 + 8)
     html = (tmp_path / "index.html").read_text()
-    assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 18
+    assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 21
     lines = (tmp_path / "tables" / "clips.jsonl").read_text().splitlines()
     assert len(lines) == 352 and json.loads(lines[0])["YoutubeID"] == "train_0000"
     assert json.loads((tmp_path / "summary.json").read_text())["clips"]["train"] == 256
+    tiny = {r["split"]: r for r in s["viclip_tiny"]}
+    assert tiny["val"]["t2v_r1"] >= 0.8 and tiny["test"]["clips"] == 48
 
 
 def test_report_escapes_captions_and_paths(tmp_path):
