@@ -7,12 +7,13 @@ from internvid_nb.demo import run_demo, write_report
 def test_demo_end_to_end(tmp_path):
     s = run_demo(tmp_path, verify=False, log=lambda *a: None)
     assert s["probed"] == {"ok": 361, "error": 0}
-    assert s["decode_once"]["clips"] == 352 and s["decode_once"]["frames"] == 352 * (1 + 3 + 8)
+    assert s["decode_once"]["clips"] == 352 and s["decode_once"]["errors"] == 0 and s["decode_once"]["frames"] == 352 * (1 + 3 + 8)
     html = (tmp_path / "index.html").read_text()
     assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 21
     lines = (tmp_path / "tables" / "clips.jsonl").read_text().splitlines()
     assert len(lines) == 352 and json.loads(lines[0])["YoutubeID"] == "train_0000"
     assert json.loads((tmp_path / "summary.json").read_text())["clips"]["train"] == 256
+    assert s["segmentation"]["cuts"] == 28 and s["segmentation"]["recall"] == 1.0 and s["segmentation"]["clips"]["still"] == 3
     tiny = {r["split"]: r for r in s["viclip_tiny"]}
     assert tiny["val"]["t2v_r1"] >= 0.8 and tiny["test"]["clips"] == 48
 

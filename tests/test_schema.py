@@ -38,6 +38,19 @@ def test_malformed_lines_are_reported_by_number_and_the_rest_is_kept(tmp_path):
     with pytest.raises(JsonlError, match="line 2"): read_internvid_jsonl(p, strict=True)
 
 
+def test_invalid_utf8_line_is_an_issue(tmp_path):
+    p = tmp_path / "u.jsonl"
+    p.write_bytes(_line().encode() + b"\n" + _line(Caption="caf\u00e9").encode("utf-8").replace(b"\xc3\xa9", b"\xe9") + b"\n" + _line().encode() + b"\n")
+    df, issues = read_internvid_jsonl(p)
+    assert len(df) == 2 and [i.line for i in issues] == [2] and "not UTF-8" in issues[0].cause
+
+
+def test_list_columns_come_back_as_lists_after_a_null(tmp_path):
+    df = pd.DataFrame({"clip_id": ["a", "b"], "video_id": ["v", "v"], "start": [0, 1], "end": [1, 2], "caption_fine": [None, ["x", "y"]]})
+    write_parquet(df, tmp_path / "n.parquet", "clips")
+    assert read_parquet(tmp_path / "n.parquet").caption_fine.iloc[1] == ["x", "y"]
+
+
 def test_jsonl_roundtrip_keeps_extra_fields_and_unicode(tmp_path):
     p = tmp_path / "c.jsonl"
     p.write_text(_line(Caption="数字三在移动 🎬", UMT_Score=0.5, lang="zh", Extra={"a": 1}) + "\n")

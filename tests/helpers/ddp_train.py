@@ -13,5 +13,5 @@ cfg = TrainConfig(**json.loads(sys.argv[2]))
 torch.manual_seed(0)
 hist = train(ViCLIP("tiny"), data, cfg, None, log=lambda *a: None)
 if dist.get_rank() == 0:
-    open(sys.argv[1], "w").write(json.dumps([h["loss"] for h in hist]))
+    with open(sys.argv[1], "w") as f: f.write(json.dumps([h["loss"] for h in hist]))
 dist.destroy_process_group()
