@@ -57,9 +57,7 @@ def quality_score(frames: np.ndarray) -> float:
 def score_stage(batch: pd.DataFrame, model: VideoTextModel, caption_col: str = "caption") -> pd.DataFrame:
     "Scores of a batch of clips (clip_id, path, caption, optional start/end): sim, quality, motion, words, embedding."
     samplings = {"model": segments(8, "start"), "quality": segments(4, "middle")}
-    def load(r):
-        s, e = (r.get("start"), r.get("end")) if "start" in r and pd.notna(r.get("start")) else (None, None)
-        return read_samplings(r["path"], samplings, start=s, end=e)
+    def load(r): return read_samplings(r["path"], samplings, start=r.get("start"), end=r.get("end"))
     rows = [r for _, r in batch.iterrows()]
     got = map_items(load, rows, errors=(VideoError,))
     ok = [g for g in got if g.ok]

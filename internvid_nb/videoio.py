@@ -111,8 +111,9 @@ def at_fps(rate: float) -> Sampling:
 # %% ../nbs/01_videoio.ipynb #a9edffdf
 def _frame_range(n: int, fps: float, start: float | None, end: float | None) -> tuple[int, int]:
     "First and one-past-last frame index of the time range [start, end) seconds."
-    a = 0 if start is None else int(np.ceil(start * fps - 1e-6))
-    b = n if end is None else min(n, int(np.ceil(end * fps - 1e-6)))
+    open_ = lambda t: t is None or (isinstance(t, float) and np.isnan(t))     # a missing table value means "from the start" / "to the end"
+    a = 0 if open_(start) else int(np.ceil(start * fps - 1e-6))
+    b = n if open_(end) else min(n, int(np.ceil(end * fps - 1e-6)))
     return max(a, 0), b
 
 def _decode_av(path, idx: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
