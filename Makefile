@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= outputs/demo
 
-.PHONY: install demo test lab bench data data-check readme train-tiny
+.PHONY: install demo test lab bench data data-check readme train-tiny train-captioner
 
 install: $(STAMP)
 
@@ -49,3 +49,7 @@ readme: $(STAMP)
 # Retrain the embedded viclip-tiny (about 25 minutes on 2 CPU cores); writes data_samples/models/viclip-tiny.
 train-tiny: $(STAMP)
 	$(BIN)/python -c "from internvid_nb.train import train_viclip_tiny; print(train_viclip_tiny()[1])"
+
+# Retrain the embedded captioner-tiny and summarizer-tiny (about 15 minutes on 2 CPU cores); writes data_samples/models.
+train-captioner: $(STAMP)
+	$(BIN)/python -c "from internvid_nb.caption import train_caption_models; s = train_caption_models(); print(s['coarse'], s['summary'])"

@@ -57,6 +57,30 @@ def bench_segmentation(paths, repeats=3):
             "ratio_ours_vs_detect": round(theirs / ours, 2), "goal_ratio": 1.5}
 
 
+def bench_evaluation(sizes=(1000, 5000, 20000), dim=512):
+    """Video encoding clips/s of viclip-tiny and ViCLIP-B/16 (random weights) on CPU, and the time of a full retrieval
+    evaluation (t2v and v2t ranks, R@k, MdR, MnR) on synthetic embeddings as the number of clips grows."""
+    from internvid_nb.viclip import ViCLIP
+    from internvid_nb.evaluate import retrieval
+    out = {"encode": {}, "retrieval_seconds": {}}
+    for name, batch in (("tiny", 16), ("B/16", 2)):
+        m = ViCLIP.from_pretrained("viclip-tiny").float() if name == "tiny" else ViCLIP(name)
+        m.eval(); v = m.config.vision
+        x = torch.randn(batch, v.num_frames, 3, v.input_resolution, v.input_resolution)
+        with torch.no_grad():
+            m.get_vid_features(x)
+            t = _time(lambda: m.get_vid_features(x), 2)
+        out["encode"][name] = {"clips_per_s": round(batch / t, 2), "batch": batch}
+    g = torch.Generator().manual_seed(0)
+    for n in sizes:
+        v = torch.randn(n, dim, generator=g); t = v + 0.5 * torch.randn(n, dim, generator=g)
+        out["retrieval_seconds"][n] = round(_time(lambda: retrieval(v, t), 1), 3)
+    a, b = sizes[0], sizes[-1]
+    out["retrieval_growth"] = {"clips_ratio": b / a, "time_ratio": round(out["retrieval_seconds"][b] / out["retrieval_seconds"][a], 1),
+                               "note": "similarity matrix and ranks are O(N^2): time grows with the square of the clips"}
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/bench.json")
@@ -69,6 +93,9 @@ def main(argv=None):
                         "real_clips": bench_decode_once(list(real_clips().path), a.repeats)},
            "segmentation": {"sample_world_raw": bench_segmentation(list(w.raw.path)),
                             "real_clips": bench_segmentation(list(real_clips().path))},
+           "curation": {"sample_world_test_clips": bench_curation(w.clips[w.clips.split == "test"], a.repeats),
+                        "chain_on_raw_videos": bench_chain(w)},
+           "evaluation": bench_evaluation(),
            "viclip_train_cpu": bench_viclip_train()}
     from internvid_nb.core import atomic_write
     with atomic_write(a.out, "w") as f: f.write(json.dumps(res, indent=1))

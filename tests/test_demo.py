@@ -14,6 +14,11 @@ def test_demo_end_to_end(tmp_path):
     assert len(lines) == 352 and json.loads(lines[0])["YoutubeID"] == "train_0000"
     assert json.loads((tmp_path / "summary.json").read_text())["clips"]["train"] == 256
     assert s["segmentation"]["cuts"] == 28 and s["segmentation"]["recall"] == 1.0 and s["segmentation"]["clips"]["still"] == 3
+    cur = s["curation"]
+    assert cur["clips_captioned"] == cur["clips_kept"] > 20 and cur["clip_errors"] == [] and cur["subsets"]["flt"] > 0
+    summ = {r["scale"]: r for r in s["captioning_test"]}
+    assert summ["summary"]["color"] >= 0.7 and summ["coarse"]["motion"] == 0.0
+    assert (tmp_path / "curation" / "internvid.jsonl").exists() and list((tmp_path / "curation" / "shards").glob("*.tar"))
     tiny = {r["split"]: r for r in s["viclip_tiny"]}
     assert tiny["val"]["t2v_r1"] >= 0.8 and tiny["test"]["clips"] == 48
 

@@ -37,3 +37,9 @@ def test_duplicate_ids_and_missing_id_column_are_refused(tmp_path):
     with pytest.raises(ValueError, match="duplicates"): run_stage(lambda b: b, t, tmp_path / "r", progress=False)
     with pytest.raises(ValueError, match="no 'clip_id' column"):
         run_stage(lambda b: b.drop(columns="clip_id"), t.assign(clip_id=["a", "b"]), tmp_path / "s", progress=False)
+
+
+def test_a_table_with_a_repeated_index_runs(tmp_path):
+    t = pd.concat([pd.DataFrame({"clip_id": ["a", "b"]}), pd.DataFrame({"clip_id": ["c"]})])     # index 0, 1, 0
+    out = run_stage(lambda b: b.assign(n=b.clip_id.str.len()), t, tmp_path / "r", batch_size=1, progress=False)
+    assert out.clip_id.tolist() == ["a", "b", "c"] and len(list((tmp_path / "r").glob("part-*.parquet"))) == 3

@@ -23,3 +23,13 @@ def test_segments_of_the_raw_videos_match_their_scenes(tmp_path, world):
 def test_cut_scores():
     assert cut_scores([10, 31, 50], [10, 30, 70]) == {"precision": 2 / 3, "recall": 2 / 3, "found": 3, "true": 3}
     assert cut_scores([], [5])["recall"] == 0.0
+
+
+def test_vectorised_scores_give_pyscenedetects_cuts(world, bikes):
+    """The fast path (all frame scores at once) and PySceneDetect frame by frame agree, on synthetic and real video."""
+    from internvid_nb.segment import detect_cuts
+    from internvid_nb.videoio import read_range
+    for path, fps, msl in [(world.raw.path[2], 8.0, 8), (bikes, 25.0, 15)]:
+        f = read_range(path, None, None, size=(68, 160) if path == bikes else None)
+        fast, slow = detect_cuts(f, fps, min_scene_len=msl), detect_cuts(f, fps, min_scene_len=msl, fast=False)
+        assert fast == slow and len(fast) >= 3, (path, fast, slow)
