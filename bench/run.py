@@ -57,6 +57,37 @@ def bench_segmentation(paths, repeats=3):
             "ratio_ours_vs_detect": round(theirs / ours, 2), "goal_ratio": 1.5}
 
 
+def bench_curation(clips, repeats=2):
+    """Clips/s of each curation stage on the same clips, and the decode-once caption+score stage against one decode
+    per stage (caption_stage then score_stage), measured side by side."""
+    from internvid_nb.curate import CurateConfig, build_models, curate_stage, CURATE_SAMPLINGS
+    from internvid_nb.caption import caption_stage
+    from internvid_nb.filter import score_stage
+    m = build_models(CurateConfig(device="cpu"))
+    batch = clips[["clip_id", "path", "start", "end", "caption"]].reset_index(drop=True)
+    chunks = [batch.iloc[s:s + 16].reset_index(drop=True) for s in range(0, len(batch), 16)]
+    n = len(batch)
+    decode = _time(lambda: [read_samplings(p, CURATE_SAMPLINGS) for p in batch.path], repeats)
+    cap = _time(lambda: [caption_stage(c, m.captioner, m.summarizer) for c in chunks], repeats)
+    score = _time(lambda: [score_stage(c, m.scorer, "caption", m.aesthetic) for c in chunks], repeats)
+    once = _time(lambda: [curate_stage(c, m) for c in chunks], repeats)
+    return {"clips": n, "decode_only_clips_per_s": round(n / decode, 1), "caption_stage_clips_per_s": round(n / cap, 1),
+            "score_stage_clips_per_s": round(n / score, 1), "per_stage_decode_clips_per_s": round(n / (cap + score), 1),
+            "decode_once_clips_per_s": round(n / once, 1), "ratio_once_vs_per_stage": round((cap + score) / once, 2),
+            "models": {"caption": m.captioner.name, "summary": m.summarizer.name, "sim": m.scorer.name, "aesthetic": m.aesthetic.name}}
+
+
+def bench_chain(w):
+    "The whole chain on the sample world's raw videos: clips/s of every stage, from run_curation's own timing."
+    import tempfile
+    from internvid_nb.curate import CurateConfig, run_curation
+    from internvid_nb.segment import SegmentConfig
+    with tempfile.TemporaryDirectory() as d:
+        s = run_curation(w.raw[["video_id", "path"]], d, CurateConfig(segment=SegmentConfig(min_scene_len=8), device="cpu"),
+                         progress=False, log=lambda *a: None)
+    return {k: s[k] for k in ("videos", "clips_found", "clips_kept", "subsets", "seconds", "clips_per_s")}
+
+
 def bench_evaluation(sizes=(1000, 5000, 20000), dim=512):
     """Video encoding clips/s of viclip-tiny and ViCLIP-B/16 (random weights) on CPU, and the time of a full retrieval
     evaluation (t2v and v2t ranks, R@k, MdR, MnR) on synthetic embeddings as the number of clips grows."""
