@@ -71,3 +71,24 @@ def test_explorer_escapes_and_previews(world):
     assert all("<script>" not in h for tr in ex.fig.data for h in tr.hovertext)
     ex.color.value = "split"                                            # recolouring by another column works
     assert len(ex.fig.data[0].marker.color) == 12
+
+
+def test_comparisons_train_every_run_and_resume(tmp_path):
+    "The CPU-sized version of the paper's comparisons: image model, three training sets, masked run; a rerun loads."
+    from internvid_nb.evaluate import run_comparisons, comparison_table, ComparisonRecipe
+    r = ComparisonRecipe.tiny()
+    doc = run_comparisons(tmp_path, r, log=lambda s: None)
+    t = comparison_table(doc)
+    assert list(t.index) == ["image model, frame average", "video, flt", "video, all", "video, random", "video, flt-masked"]
+    assert t.loc["video, all", "clips"] == r.n_train and t.loc["video, random", "clips"] == t.loc["video, flt", "clips"]
+    assert t.loc["video, flt-masked", "masked_steps"] == round(0.9 * r.steps * r.masked_steps_per_step)
+    assert t.loc["image model, frame average", "num_frames"] == 1
+    sets = doc["training_sets"]
+    bad = lambda s: sum(v for k, v in sets[s].items() if k != "clean") / sum(sets[s].values())
+    assert bad("flt") < bad("all")                             # the scorer's filter removes defects without reading labels
+    assert {"zero-shot motion", "zero-shot digit", "zero-shot color", "retrieval"} <= {x["task"] for x in doc["results"]}
+    first = (tmp_path/"video-flt"/"model"/"model.safetensors").stat().st_mtime_ns
+    again = run_comparisons(tmp_path, r, log=lambda s: None)     # finished runs are loaded, not retrained
+    assert (tmp_path/"video-flt"/"model"/"model.safetensors").stat().st_mtime_ns == first
+    metrics = lambda d: [(x["model"], x["task"], x["metrics"]) for x in d["results"]]
+    assert metrics(again) == metrics(doc)
