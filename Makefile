@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= outputs/demo
 
-.PHONY: install demo test lab bench data data-check readme train-tiny train-captioner
+.PHONY: install demo test lab bench data data-check readme train-tiny train-captioner train-t2v
 
 install: $(STAMP)
 
@@ -53,3 +53,7 @@ train-tiny: $(STAMP)
 # Retrain the embedded captioner-tiny and summarizer-tiny (about 15 minutes on 2 CPU cores); writes data_samples/models.
 train-captioner: $(STAMP)
 	$(BIN)/python -c "from internvid_nb.caption import train_caption_models; s = train_caption_models(); print(s['coarse'], s['summary'])"
+
+# Retrain the embedded text-to-video default (data_samples/models/t2v-tiny); resumable from data_samples/models/t2v-tiny-run.
+train-t2v: $(STAMP)
+	$(BIN)/python -c "from internvid_nb.generate import train_t2v_tiny; train_t2v_tiny()"

@@ -2,6 +2,7 @@
 import argparse, json, platform, sys, time
 from pathlib import Path
 import numpy as np
+import pandas as pd
 import torch
 
 from internvid_nb.videoio import read_samplings, read_frames, middle, at_fps, segments
@@ -112,6 +113,46 @@ def bench_evaluation(sizes=(1000, 5000, 20000), dim=512):
     return out
 
 
+def bench_generation(steps=(10, 25, 50), n=8, n_metric=100):
+    """Text-to-video sampling seconds per video (t2v-tiny, CPU, classifier-free guidance, batch of n) by number of
+    DDIM steps, and the time of all four metrics with bootstrap intervals for 100 generated vs 100 real videos."""
+    from internvid_nb.generate import TextToVideo, GenerationMetrics
+    try: pipe = TextToVideo.from_pretrained("t2v-tiny")
+    except FileNotFoundError: pipe = TextToVideo("tiny")
+    prompts = [f"a red digit {i % 10} moves from left to right on a black background" for i in range(n)]
+    out = {"sampling_seconds_per_video": {}}
+    pipe(prompts[:2], steps=2)
+    for k in steps:
+        out["sampling_seconds_per_video"][k] = round(_time(lambda: pipe(prompts, steps=k), 1) / n, 3)
+    rng = np.random.default_rng(0)
+    real = [rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for _ in range(n_metric)]
+    fake = [rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for _ in range(n_metric)]
+    m = GenerationMetrics(rounds=200)
+    out["metrics_seconds_per_100_videos"] = round(_time(lambda: m.compare(real, fake, prompts * (n_metric // n) + prompts[:n_metric % n]), 1) * 100 / n_metric, 2)
+    out["note"] = "FID, FVD, IS and CLIPSIM with 200 bootstrap rounds each; feature extraction is done once per set"
+    return out
+
+
+def bench_corpus(sizes=(10_000, 100_000), lang_rows=2000):
+    """Corpus statistics on synthetic clip tables: summary (durations, caption lengths) and word kinds, at 10k and 100k
+    rows; language identification (lingua) per 1000 captions, measured on `lang_rows`."""
+    from internvid_nb.corpus import corpus_summary, word_kinds, detect_language, flt_threshold
+    rng = np.random.default_rng(0)
+    vocab = "a an the man woman dog cat red blue small large walks runs plays kitchen street park beach car ball on in with".split()
+    out = {}
+    for n in sizes:
+        start = rng.uniform(0, 300, n)
+        t = pd.DataFrame({"video_id": rng.integers(0, n // 30, n).astype(str), "start": start, "end": start + rng.gamma(2, 6, n),
+                          "caption": [" ".join(rng.choice(vocab, rng.integers(6, 25))) for _ in range(n)],
+                          "sim_score": rng.normal(0.35, 0.04, n), "aes_score": rng.normal(4.9, 0.7, n)})
+        out[n] = {"summary_s": round(_time(lambda: corpus_summary(t), 1), 3), "word_kinds_s": round(_time(lambda: word_kinds(t.caption), 1), 3),
+                  "flt_threshold_s": round(_time(lambda: flt_threshold(t), 1), 4)}
+    caps = [" ".join(rng.choice(vocab, 12)) for _ in range(lang_rows)]
+    detect_language(caps[:10])
+    out["language_s_per_1000"] = round(_time(lambda: detect_language(caps), 1) * 1000 / lang_rows, 3)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/bench.json")
@@ -127,6 +168,8 @@ def main(argv=None):
            "curation": {"sample_world_test_clips": bench_curation(w.clips[w.clips.split == "test"], a.repeats),
                         "chain_on_raw_videos": bench_chain(w)},
            "evaluation": bench_evaluation(),
+           "generation": bench_generation(),
+           "corpus": bench_corpus(),
            "viclip_train_cpu": bench_viclip_train()}
     from internvid_nb.core import atomic_write
     with atomic_write(a.out, "w") as f: f.write(json.dumps(res, indent=1))

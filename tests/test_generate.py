@@ -1,0 +1,141 @@
+"""Text-to-video: seeded pipeline, exact resume, save/load, metrics against their reference rows, extractors, gallery."""
+import numpy as np
+import pytest
+import torch
+from internvid_nb.generate import (TextToVideo, T2VTrainConfig, train_t2v, GenerationMetrics, DigitFeatures, TorchScriptFeatures,
+                                   frechet_distance, inception_score, video_tensor, Gallery, metrics_table, patchify, unpatchify)
+
+P = ["a red digit 1 moves from left to right on a black background", "a blue digit 7 shrinks on a gray background"]
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return GenerationMetrics(rounds=20)
+
+
+@pytest.fixture(scope="module")
+def real(world):
+    from internvid_nb.videoio import read_frames
+    clips = world.clips                          # 352 clips: halves of 176, more than the 64-d video features need
+    return [video_tensor(read_frames(p, range(24)), 32, 8) for p in clips.path], clips.caption_true.tolist()
+
+
+def test_pipeline_is_seeded_and_batch_independent():
+    pipe = TextToVideo("tiny")
+    a = pipe(P, steps=2, seed=3, batch_size=2)
+    b = pipe(P, steps=2, seed=3, batch_size=1)
+    for x, y in zip(a, b):                       # the same noise per prompt; batched kernels round differently by a few ulps
+        d = np.abs(x.astype(int) - y.astype(int))
+        assert d.max() <= 3 and d.mean() < 0.1, (d.max(), d.mean())
+    assert np.array_equal(a[1], pipe(P, steps=2, seed=3, batch_size=2)[1])          # and exactly repeatable
+    assert not np.array_equal(a[0], pipe(P, steps=2, seed=4)[0])
+    assert a[0].shape == (8, 32, 32, 3) and a[0].dtype == np.uint8
+
+
+def test_patchify_is_exactly_invertible():
+    x = torch.randn(2, 3, 4, 16, 16)
+    assert patchify(x, 4).shape == (2, 48, 4, 4, 4)
+    assert torch.equal(unpatchify(patchify(x, 4), 4), x)
+
+
+def test_training_learns_and_resumes_exactly(tmp_path):
+    vids = np.zeros((4, 8, 32, 32, 3), np.uint8); vids[:2, :, 8:24, 8:24] = 255       # two clips with a white square
+    caps = [P[0], P[0], P[1], P[1]]
+    c = T2VTrainConfig(steps=4, batch_size=2, ckpt_every=1, log_every=1, warmup=1, ema=0.9, cosine=True, snr_gamma=5)
+    torch.manual_seed(0); whole = TextToVideo("tiny")
+    torch.manual_seed(0); first = TextToVideo("tiny")
+    train_t2v(whole, caps, vids, c, tmp_path/"whole", log=lambda s: None)
+    train_t2v(first, caps, vids, c, tmp_path/"split", log=lambda s: None, max_steps=2)         # "killed" after step 2
+    torch.manual_seed(1); second = TextToVideo("tiny")                                            # a fresh process
+    h = train_t2v(second, caps, vids, c, tmp_path/"split", log=lambda s: None)
+    assert [r["step"] for r in h] == [1, 2, 3, 4]
+    for (k, a), b in zip(whole.unet.state_dict().items(), second.unet.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k                     # the averaged weights too: the EMA is checkpointed
+    raw = torch.load(tmp_path/"whole"/"last.pt", weights_only=True)
+    assert len(raw["ema"]) == len(list(whole.unet.parameters()))
+    assert any(not torch.allclose(raw["unet"][k], v) for k, v in whole.unet.state_dict().items())   # the U-Net ends on the EMA
+    assert h[-1]["lr"] == pytest.approx(0.25 * c.lr)                   # cosine: step 4 of 4 after 1 warm-up step
+    # a time budget stops the run with a checkpoint
+    h = train_t2v(TextToVideo("tiny"), caps, vids, c, tmp_path/"late", log=lambda s: None, max_seconds=0)
+    assert h[-1]["step"] == 1 and torch.load(tmp_path/"late"/"last.pt", weights_only=True)["step"] == 1
+    # learning: the loss on the fixed set falls over 40 steps
+    torch.manual_seed(0); p = TextToVideo("tiny")
+    h = train_t2v(p, caps, vids, T2VTrainConfig(steps=40, batch_size=4, log_every=10, warmup=5, lr=1e-3), log=lambda s: None)
+    assert h[-1]["loss"] < 0.5 * h[0]["loss"]
+    with pytest.raises(ValueError, match="captions"): train_t2v(p, caps[:3], vids, c)
+
+
+def test_save_and_load_give_the_same_videos(tmp_path):
+    pipe = TextToVideo("tiny")
+    pipe.save_pretrained(tmp_path/"m")
+    again = TextToVideo.from_pretrained(tmp_path/"m")
+    assert np.array_equal(pipe(P[:1], steps=2)[0], again(P[:1], steps=2)[0])
+    with pytest.raises(FileNotFoundError, match="t2v.json"): TextToVideo.from_pretrained(tmp_path/"nothing")
+
+
+def test_digit_classifier_reads_rendered_digits(metrics):
+    from internvid_nb.sampleworld import render_clip, make_object
+    rng = np.random.default_rng(1)
+    digits = np.arange(40) % 10
+    vids = [video_tensor(render_clip([make_object(rng, int(d), "yellow", "still")], "navy"), 32, 8) for d in digits]
+    _, p = metrics.frame_features(np.concatenate(vids))
+    acc = (p.reshape(40, 8, 10).mean(1).argmax(1) == digits).mean()
+    assert metrics.frame_features.test_accuracy > 0.9 and acc > 0.5, acc
+
+
+def test_metrics_and_reference_rows(metrics, real):
+    vids, caps = real
+    rows = metrics.reference_rows(vids, caps)
+    t = {(r["set"].split(": ")[1], r["metric"]): r for r in rows}
+    # shuffling frames in time leaves the frame set, so frame-wise FID is unchanged, but FVD sees it
+    assert t[("real vs time-shuffled real", "FID")]["value"] == pytest.approx(t[("real vs real (halves)", "FID")]["value"])
+    assert t[("real vs time-shuffled real", "FVD")]["value"] > t[("real vs real (halves)", "FVD")]["value"]
+    for m in ("FID", "FVD"):
+        assert t[("real vs noise", m)]["value"] > 3 * t[("real vs real (halves)", m)]["value"]
+    assert t[("real vs real (halves)", "CLIPSIM")]["value"] > t[("real vs noise", "CLIPSIM")]["value"]
+    assert t[("real vs real (halves)", "IS")]["value"] > t[("real vs noise", "IS")]["value"]
+    for r in rows:
+        assert r["ci_low"] <= r["value"] <= r["ci_high"], r       # Fréchet intervals are corrected for the bootstrap's bias
+        assert r["extractor"] and r["n"] == len(vids) // 2
+    assert not any(r["warning"] for r in rows if r["metric"] == "FVD")        # 176 videos for 64-d features
+    few = metrics.compare(vids[:20], vids[20:40])
+    assert [r["warning"] != "" for r in few] == [False, True, True]          # FID has 160 frames; FVD 20 videos; IS < 50
+    assert metrics_table(rows).shape == (3, 4)
+    with pytest.raises(ValueError, match="prompts"): metrics.compare(vids, vids, caps[:3])
+
+
+def test_frechet_and_is_values():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4))
+    assert frechet_distance(a, b) < 0.05 and frechet_distance(a, b + 1) == pytest.approx(4, rel=0.1)
+    assert inception_score(np.eye(10)) == pytest.approx(10) and inception_score(np.full((3, 10), .1)) == pytest.approx(1)
+    with pytest.raises(ValueError, match="NaN"): frechet_distance(np.full((3, 2), np.nan), a[:3, :2])
+
+
+def test_torchscript_detector_is_loaded_from_a_local_file(tmp_path):
+    class Inception(torch.nn.Module):                          # the call signature of StyleGAN3's Inception TorchScript
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            f = x.float().mean(dim=(2, 3))
+            return f if return_features else torch.cat([f, -f], 1)
+    torch.jit.script(Inception()).save(str(tmp_path/"inception.pt"))
+    d = TorchScriptFeatures(tmp_path/"inception.pt")
+    f, p = d(np.full((2, 16, 16, 3), 10, np.uint8))
+    assert f.shape == (2, 3) and np.allclose(p.sum(1), 1)
+    with pytest.raises(FileNotFoundError): TorchScriptFeatures(tmp_path/"missing.pt")
+
+
+def test_gallery_escapes_prompts_and_keeps_history(tmp_path):
+    g = Gallery(TextToVideo("tiny"), GenerationMetrics(rounds=0), folder=tmp_path)
+    g.prompt.value = 'a <img src=x onerror=alert(1)> digit\n"quoted" & more'; g.steps.value = 2
+    g.generate(); g.generate()
+    assert "<img src=x" not in g.view.value and "&lt;img src=x" in g.view.value
+    assert len(g.pick.options) == 2 and len(list(tmp_path.glob("gen*.gif"))) == 4 and len(list(tmp_path.glob("gen*.json"))) == 2
+
+
+def test_permutation_chance_judges_a_biased_classifier_by_its_bias():
+    from internvid_nb.generate import permutation_chance
+    y = np.arange(300) % 3
+    chance, p = permutation_chance(np.zeros(300, int), y)      # always class 0: 33% right, exactly its own chance
+    assert abs(chance - 100 / 3) < 0.5 and p > 0.5
+    chance, p = permutation_chance(y, y, rounds=2000)
+    assert abs(chance - 100 / 3) < 2 and p < 0.001
