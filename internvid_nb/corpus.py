@@ -238,7 +238,13 @@ class Transcriber:
     def __call__(self, audios: Sequence[np.ndarray], sr: int = 16000) -> list[dict]:
         kw = {"return_language": True} if self.whisper else {}     # transformers refuses return_language for other models
         out = self.pipe([{"raw": a, "sampling_rate": sr} for a in audios], batch_size=self.batch_size, **kw)
-        return [{"text": (o.get("text") or "").strip(), "language": (o.get("chunks") or [{}])[0].get("language")} for o in out]
+        return [{"text": (o.get("text") or "").strip(), "language": _lang_code((o.get("chunks") or [{}])[0].get("language"))} for o in out]
+
+def _lang_code(name: str | None) -> str | None:
+    "Whisper reports language names ('english'); the columns hold ISO 639-1 codes ('en') as lingua gives them."
+    if not name: return None
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+    return TO_LANGUAGE_CODE.get(name.lower(), name.lower())
 
 def transcribe_stage(batch: pd.DataFrame, transcriber: Transcriber) -> pd.DataFrame:
     "transcript, transcript_lang, transcript_status per clip of `batch` (clip_id, path, optional start/end)."
@@ -250,7 +256,14 @@ def transcribe_stage(batch: pd.DataFrame, transcriber: Transcriber) -> pd.DataFr
             rows.append(base | {"transcript_status": f"error: clip {r.clip_id}: {type(e).__name__}: {e}"}); continue
         if a is None or not len(a): rows.append(base | {"transcript_status": "no audio"}); continue
         rows.append(base | {"transcript_status": "ok"}); todo.append(len(rows) - 1); audio.append(a)
-    for i, o in zip(todo, transcriber(audio) if audio else []):
+    try: outs = transcriber(audio) if audio else []
+    except Exception:                                             # one bad clip must not lose the batch: retry clip by clip
+        outs = []
+        for i, a in zip(todo, audio):
+            try: outs.append(transcriber([a])[0])
+            except Exception as e:
+                rows[i]["transcript_status"] = f"error: clip {rows[i]['clip_id']}: {type(e).__name__}: {e}"; outs.append({"text": "", "language": None})
+    for i, o in zip(todo, outs):
         rows[i]["transcript"] = o["text"]
         rows[i]["transcript_lang"] = o["language"] or (detect_language([o["text"]])[0] if o["text"] else "und")
     return pd.DataFrame(rows)

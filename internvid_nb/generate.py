@@ -145,10 +145,17 @@ class TextToVideo:
 
     def save_pretrained(self, path, half: bool = False) -> Path:
         "The U-Net as diffusers safetensors (float16 with `half`: half the size; loaded back as float32) and t2v.json."
-        path = Path(path); path.mkdir(parents=True, exist_ok=True)
+        import os, shutil
+        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, old = path.with_name(path.name + ".tmp-save"), path.with_name(path.name + ".tmp-old")
+        shutil.rmtree(tmp, ignore_errors=True)
         unet = copy.deepcopy(self.unet).half() if half else self.unet
-        unet.save_pretrained(path/"unet", safe_serialization=True)
-        with atomic_write(path/"t2v.json", "w") as f: json.dump(asdict(self.config), f, indent=1)
+        unet.save_pretrained(tmp/"unet", safe_serialization=True)
+        (tmp/"t2v.json").write_text(json.dumps(asdict(self.config), indent=1))
+        for f in (path/"training.json",):                       # files beside the model that are not ours to drop
+            if f.exists(): shutil.copy2(f, tmp/f.name)
+        if path.exists(): os.replace(path, old)                   # whole folder swapped: never new weights beside an old config
+        os.replace(tmp, path); shutil.rmtree(old, ignore_errors=True)
         return path
 
     @classmethod
@@ -159,7 +166,7 @@ class TextToVideo:
         if not (p/"t2v.json").exists(): raise FileNotFoundError(f"no text-to-video model at {name_or_path} (a folder with t2v.json and unet/)")
         d = json.loads((p/"t2v.json").read_text())
         config = T2VConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-        return cls(config, UNet3DConditionModel.from_pretrained(p/"unet", low_cpu_mem_usage=False).float(), device)
+        return cls(config, UNet3DConditionModel.from_pretrained(p/"unet", low_cpu_mem_usage=False, use_safetensors=True).float(), device)
 
 def load_modelscope(path, device: str = "cpu"):
     "A ModelScope-style diffusers TextToVideoSDPipeline from a local folder (e.g. a download of damo-vilab/text-to-video-ms-1.7b)."
@@ -213,7 +220,7 @@ class T2VTrainConfig:
     log_every: int = 50
     ema: float = 0.0              # decay of an exponential moving average of the weights, used for sampling (0: off)
     cosine: bool = False          # cosine decay of the learning rate to zero at `steps` (after the warm-up)
-    snr_gamma: float = 0.0        # > 0: loss weights as the v-loss, 1 + SNR(t) in x0 terms, capped at gamma (min-SNR style)
+    snr_gamma: float = 0.0        # > 0: x0 target: weight 1 + SNR(t) (the v-loss's) capped at gamma; epsilon, v: min-SNR-gamma
 
 def _encode_unique(pipe: TextToVideo, captions: Sequence[str], batch: int = 256) -> tuple[torch.Tensor, np.ndarray]:
     uniq, inv = np.unique(np.asarray(list(captions) + [""], dtype=object).astype(str), return_inverse=True)
@@ -241,6 +248,9 @@ def train_t2v(pipe: TextToVideo, captions: Sequence[str], videos: np.ndarray, c:
     ckpt = Path(out)/"last.pt" if out else None
     if ckpt and ckpt.exists():
         st = torch.load(ckpt, map_location=dev, weights_only=True)
+        was, now = json.loads(st.get("train_config", "{}")), asdict(c)
+        diff = [k for k in now if k not in ("steps", "ckpt_every", "log_every") and k in was and was[k] != now[k]]
+        if diff: raise ValueError(f"{ckpt} was trained with other settings ({', '.join(f'{k}: {was[k]} -> {now[k]}' for k in diff)}); use another run folder")
         unet.load_state_dict(st["unet"]); opt.load_state_dict(st["optimizer"]); step, history = st["step"], json.loads(st["history"])
         if ema is not None: ema = [t.to(dev) for t in st["ema"]] if "ema" in st else [p.detach().clone() for p in params]
         log(f"resumed from {ckpt} at step {step}")
@@ -255,7 +265,7 @@ def train_t2v(pipe: TextToVideo, captions: Sequence[str], videos: np.ndarray, c:
 
     while step < end:
         unet.train()
-        lr = c.lr * min(1.0, (step + 1) / c.warmup)
+        lr = c.lr * min(1.0, (step + 1) / max(1, c.warmup))
         if c.cosine and step >= c.warmup: lr *= 0.5 * (1 + math.cos(math.pi * (step - c.warmup) / max(1, c.steps - c.warmup)))
         for g in opt.param_groups: g["lr"] = lr
         idx = _batch_indices(step, len(videos), c.batch_size, c.seed)
@@ -271,8 +281,8 @@ def train_t2v(pipe: TextToVideo, captions: Sequence[str], videos: np.ndarray, c:
         err = (unet(noisy, t, encoder_hidden_states=cond).sample.float() - target).pow(2).flatten(1).mean(1)
         if c.snr_gamma:
             snr = (lambda a: a / (1 - a))(sched.alphas_cumprod.to(dev)[t])
-            w = (1 + snr).clamp(max=c.snr_gamma)                   # the weight in x0 terms; the targets differ by these factors:
-            err = err * w / {"sample": 1, "epsilon": snr, "v_prediction": 1 + snr}[pt]
+            if pt == "sample": err = err * (1 + snr).clamp(max=c.snr_gamma)
+            else: err = err * snr.clamp(max=c.snr_gamma) / (snr if pt == "epsilon" else snr + 1)   # Hang et al. 2023: at most 1
         loss = err.mean()
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0); opt.step()
@@ -408,7 +418,9 @@ class TorchScriptFeatures:
         if self.kind == "frame":
             img = t.permute(0, 3, 1, 2)
             feats = self.module(img, return_features=True)
-            probs = F.softmax(self.module(img), -1)
+            try: probs = self.module(img, no_output_bias=True)     # StyleGAN3's Inception: softmax probabilities, as its IS uses
+            except (RuntimeError, TypeError): probs = self.module(img)
+            if not (probs.min() >= 0 and torch.allclose(probs.sum(-1), torch.ones(len(probs)), atol=1e-3)): probs = F.softmax(probs, -1)
             return feats.numpy(), probs.numpy()
         v = t.permute(0, 4, 1, 2, 3).float() / 127.5 - 1
         v = F.interpolate(v.flatten(1, 2), size=(224, 224), mode="bilinear", align_corners=False).view(*v.shape[:3], 224, 224)
@@ -423,9 +435,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if not (np.isfinite(a).all() and np.isfinite(b).all()): raise ValueError("features contain NaN or inf")
     mu, nu = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(len(s1)) * 1e-6; covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                          # singular products are handled below, as pytorch-fid does
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            eps = np.eye(len(s1)) * 1e-6; covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    if np.iscomplexobj(covmean) and np.abs(covmean.imag).max() > 1e-3 * max(1.0, np.abs(covmean.real).max()):
+        raise ValueError(f"Fréchet distance: the covariance product's square root has an imaginary part of {np.abs(covmean.imag).max():.3g}")
     return float(((mu - nu) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
 
 def inception_score(probs: np.ndarray) -> float:
@@ -562,7 +578,7 @@ class Gallery:
         import ipywidgets as W
         self.pipe, self.metrics, self.scale = pipe, metrics or GenerationMetrics(rounds=0), scale
         self.folder = Path(folder) if folder else None
-        self.history: list[dict] = []
+        self.history: list[dict] = self._load() if self.folder else []
         self.prompt = W.Textarea(value="a red digit 3 moves from left to right on a black background", description="prompts",
                                  placeholder="one prompt per line", layout=W.Layout(width="520px", height="64px"))
         self.steps = W.IntSlider(value=25, min=2, max=100, description="steps")
@@ -587,7 +603,7 @@ class Gallery:
         _, p = self.metrics.frame_features(np.concatenate(vids))
         digits = p.reshape(len(vids), -1, p.shape[-1]).mean(1).argmax(1).tolist()
         big = [np.repeat(np.repeat(v, self.scale, 1), self.scale, 2) for v in vids]
-        entry = {"id": len(self.history), "prompts": prompts, "steps": self.steps.value, "guidance": self.guidance.value,
+        entry = {"id": max((e["id"] for e in self.history), default=-1) + 1, "prompts": prompts, "steps": self.steps.value, "guidance": self.guidance.value,
                  "seed": self.seed.value, "seconds": time.time() - t0, "clipsim": sims, "digit_seen": digits,
                  "gifs": [gif_bytes(v, fps=4) for v in big]}
         self.history.append(entry)
@@ -598,6 +614,17 @@ class Gallery:
         self.status.value = f"{len(prompts)} video(s) in {entry['seconds']:.1f} s"
         return entry
 
+    def _load(self) -> list[dict]:
+        "Generations saved in the folder by earlier sessions (GIFs + JSON); unreadable ones are skipped with a warning."
+        out = []
+        for j in sorted(self.folder.glob("gen[0-9][0-9][0-9][0-9].json")):
+            try:
+                e = json.loads(j.read_text())
+                e["gifs"] = [(self.folder/f"{j.stem}_{i}.gif").read_bytes() for i in range(len(e["prompts"]))]
+                out.append(e)
+            except (OSError, ValueError, KeyError) as err: warnings.warn(f"gallery entry {j.name}: {err}; skipped")
+        return out
+
     def _save(self, e: dict) -> None:
         from internvid_nb.core import atomic_write_bytes
         for i, g in enumerate(e["gifs"]): atomic_write_bytes(self.folder/f"gen{e['id']:04d}_{i}.gif", g)
@@ -605,9 +632,9 @@ class Gallery:
             json.dump({k: v for k, v in e.items() if k != "gifs"}, f, indent=1)
 
     def show(self, i: int) -> None:
-        e = self.history[i]
+        e = next(e for e in self.history if e["id"] == i)
         cards = "".join(
-            f'<div style="display:inline-block;margin:4px;width:{32 * self.scale + 8}px;vertical-align:top;font-size:11px">'
+            f'<div style="display:inline-block;margin:4px;width:{self.pipe.config.size * self.scale + 8}px;vertical-align:top;font-size:11px">'
             f'<img src="data:image/gif;base64,{base64.b64encode(g).decode()}"/><br>{html.escape(p)}<br>'
             f'CLIPSIM {s:.3f} · digit seen {d}</div>' for g, p, s, d in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"]))
         self.view.value = (f"<div><b>#{e['id']}</b> steps {e['steps']}, guidance {e['guidance']}, seed {e['seed']}, "

@@ -101,5 +101,8 @@ def test_transcriber_loads_a_local_asr_folder(tmp_path):
     t = pd.DataFrame({"clip_id": ["a", "b"], "path": [str(tmp_path/"a.mp4"), str(tmp_path/"b.mp4")], "start": [0, 0], "end": [2, 2]})
     out = transcribe_stage(t, tr).set_index("clip_id")
     assert out.loc["a", "transcript_status"] == "ok" and out.loc["a", "transcript_model"] == str(tmp_path/"asr")
-    assert isinstance(out.loc["a", "transcript"], str) and out.loc["a", "transcript_lang"]   # lingua or "und" fills in
+    import re
+    assert isinstance(out.loc["a", "transcript"], str) and re.fullmatch("[a-z]{2}|und", out.loc["a", "transcript_lang"])
+    from internvid_nb.corpus import _lang_code
+    assert _lang_code("english") == "en" and _lang_code("Chinese") == "zh" and _lang_code(None) is None   # Whisper's names
     assert out.loc["b", "transcript_status"] == "no audio"

@@ -9,7 +9,8 @@ def test_demo_end_to_end(tmp_path):
     assert s["probed"] == {"ok": 361, "error": 0}
     assert s["decode_once"]["clips"] == 352 and s["decode_once"]["errors"] == 0 and s["decode_once"]["frames"] == 352 * (1 + 3 + 8)
     html = (tmp_path / "index.html").read_text()
-    assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 21
+    assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 24       # 21 + the corpus section's 3
+    assert "Corpus statistics" in html and s["corpus"][0]["table"] == "sample world clips" and s["corpus"][0]["clips"] == 352
     lines = (tmp_path / "tables" / "clips.jsonl").read_text().splitlines()
     assert len(lines) == 352 and json.loads(lines[0])["YoutubeID"] == "train_0000"
     assert json.loads((tmp_path / "summary.json").read_text())["clips"]["train"] == 256

@@ -113,14 +113,21 @@ def test_frechet_and_is_values():
 
 
 def test_torchscript_detector_is_loaded_from_a_local_file(tmp_path):
-    class Inception(torch.nn.Module):                          # the call signature of StyleGAN3's Inception TorchScript
+    class Inception(torch.nn.Module):       # StyleGAN3's Inception TorchScript: features, or softmax probabilities
+        def forward(self, x: torch.Tensor, return_features: bool = False, no_output_bias: bool = False) -> torch.Tensor:
+            f = x.float().mean(dim=(2, 3))
+            return f if return_features else torch.softmax(torch.cat([f, -f], 1) / 100, 1)
+    class Logits(torch.nn.Module):          # a detector that returns logits
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
             f = x.float().mean(dim=(2, 3))
-            return f if return_features else torch.cat([f, -f], 1)
-    torch.jit.script(Inception()).save(str(tmp_path/"inception.pt"))
-    d = TorchScriptFeatures(tmp_path/"inception.pt")
-    f, p = d(np.full((2, 16, 16, 3), 10, np.uint8))
-    assert f.shape == (2, 3) and np.allclose(p.sum(1), 1)
+            return f if return_features else torch.cat([f, -f], 1) / 100
+    torch.jit.script(Inception()).save(str(tmp_path/"inception.pt")); torch.jit.script(Logits()).save(str(tmp_path/"logits.pt"))
+    x = np.stack([np.full((16, 16, 3), 10, np.uint8), np.full((16, 16, 3), 200, np.uint8)])
+    f, p = TorchScriptFeatures(tmp_path/"inception.pt")(x)
+    want = torch.softmax(torch.tensor([[10.] * 3 + [-10.] * 3, [200.] * 3 + [-200.] * 3]) / 100, 1).numpy()
+    assert f.shape == (2, 3) and np.allclose(p, want, atol=1e-6)          # probabilities pass through, not softmaxed twice
+    _, p = TorchScriptFeatures(tmp_path/"logits.pt")(x)
+    assert np.allclose(p, want, atol=1e-6)                                  # logits are turned into probabilities
     with pytest.raises(FileNotFoundError): TorchScriptFeatures(tmp_path/"missing.pt")
 
 
@@ -130,6 +137,11 @@ def test_gallery_escapes_prompts_and_keeps_history(tmp_path):
     g.generate(); g.generate()
     assert "<img src=x" not in g.view.value and "&lt;img src=x" in g.view.value
     assert len(g.pick.options) == 2 and len(list(tmp_path.glob("gen*.gif"))) == 4 and len(list(tmp_path.glob("gen*.json"))) == 2
+    first = (tmp_path/"gen0000_0.gif").read_bytes()
+    g2 = Gallery(TextToVideo("tiny"), GenerationMetrics(rounds=0), folder=tmp_path)       # a later session: history reloaded
+    assert [e["id"] for e in g2.history] == [0, 1] and g2.history[0]["gifs"][0] == first
+    g2.steps.value = 2; e = g2.generate()
+    assert e["id"] == 2 and (tmp_path/"gen0002.json").exists() and (tmp_path/"gen0000_0.gif").read_bytes() == first
 
 
 def test_permutation_chance_judges_a_biased_classifier_by_its_bias():
@@ -139,3 +151,28 @@ def test_permutation_chance_judges_a_biased_classifier_by_its_bias():
     assert abs(chance - 100 / 3) < 0.5 and p > 0.5
     chance, p = permutation_chance(y, y, rounds=2000)
     assert abs(chance - 100 / 3) < 2 and p < 0.001
+
+
+def test_loss_weights_stay_bounded_and_resume_refuses_other_settings(tmp_path):
+    vids = np.random.default_rng(0).integers(0, 256, (4, 8, 32, 32, 3), dtype=np.uint8)
+    for pt in ("epsilon", "v_prediction", "sample"):
+        p = TextToVideo("tiny"); p.config.prediction_type = pt
+        h = train_t2v(p, P * 2, vids, T2VTrainConfig(steps=3, batch_size=4, log_every=1, warmup=0, snr_gamma=5), log=lambda s: None)
+        assert all(np.isfinite(r["loss"]) and r["loss"] < 10 for r in h), (pt, h)      # min-SNR weights are at most 1 for eps / v
+    c = T2VTrainConfig(steps=2, batch_size=4, ckpt_every=1, log_every=1)
+    train_t2v(TextToVideo("tiny"), P * 2, vids, c, tmp_path, log=lambda s: None)
+    with pytest.raises(ValueError, match="lr: 0.0003 -> 0.001"):
+        train_t2v(TextToVideo("tiny"), P * 2, vids, T2VTrainConfig(steps=4, batch_size=4, lr=1e-3), tmp_path, log=lambda s: None)
+    h = train_t2v(TextToVideo("tiny"), P * 2, vids, T2VTrainConfig(steps=3, batch_size=4, ckpt_every=1, log_every=1), tmp_path, log=lambda s: None)
+    assert h[-1]["step"] == 3                                                           # more steps: a plain continuation
+
+
+def test_save_pretrained_swaps_the_whole_folder(tmp_path):
+    p = TextToVideo("tiny")
+    p.save_pretrained(tmp_path/"m", half=True)
+    (tmp_path/"m"/"training.json").write_text("{}")
+    p.save_pretrained(tmp_path/"m")
+    assert sorted(f.name for f in (tmp_path).iterdir()) == ["m"]                      # no temporary folders left
+    q = TextToVideo.from_pretrained(tmp_path/"m")
+    assert (tmp_path/"m"/"training.json").exists() and next(q.unet.parameters()).dtype == torch.float32
+    assert np.array_equal(q(P[:1], steps=2)[0], p(P[:1], steps=2)[0])
