@@ -1,4 +1,5 @@
-# Two commands do all set-up on a fresh machine: `make demo` (the main job) and `make test` (every test).
+# Two commands do all set-up on a fresh machine: `make demo` (the main job) and `make test` (every test;
+# it installs Debian's chromium through apt for the JupyterLab browser test).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -28,6 +29,7 @@ test: $(STAMP)
 	$(BIN)/nbdev_export
 	@git status --porcelain -- internvid_nb | grep . && { echo "nbdev_export changed internvid_nb/: export and commit"; exit 1; } || true
 	$(BIN)/nbdev_test --n_workers 2
+	bash tests/setup_browser.sh $(BIN)/python
 	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider
 
 lab: $(STAMP)

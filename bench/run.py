@@ -89,6 +89,38 @@ def bench_chain(w):
     return {k: s[k] for k in ("videos", "clips_found", "clips_kept", "subsets", "seconds", "clips_per_s")}
 
 
+def bench_engines(w, copies=6, repeats=1):
+    """The end-to-end pipeline (`internvid pipeline --stages curate`) on the sample world's raw videos, run as a user runs
+    it (a fresh process each time), on the local runner with 1 and 2 workers and on a Ray started locally with 2 CPUs.
+    The 6 raw videos are listed `copies` times under new ids (the same files), so the chain has enough batches to
+    spread. Wall seconds include start-up (Ray's own start is about 10 s); stage seconds are the curate stage alone."""
+    import subprocess, tempfile
+    rows = {}
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        raw = w.raw[["video_id", "path"]]
+        pd.concat([raw.assign(video_id=raw.video_id + f"_c{k}") for k in range(copies)], ignore_index=True).to_parquet(d/"videos.parquet")
+        (d/"p.toml").write_text('videos = "videos.parquet"\nstages = ["curate"]\n[curate.segment]\nmin_scene_len = 8\n')
+        for name, extra in [("local_1_worker", ["--workers", "1"]), ("local_2_workers", ["--workers", "2"]),
+                            ("ray_local_2_cpus", ["--engine", "ray", "--num-cpus", "2"])]:
+            best = None
+            for k in range(repeats):
+                out = d/f"{name}_{k}"
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "internvid_nb.cli", "pipeline", str(d/"p.toml"), "--out", str(out), "--no-progress", *extra],
+                               check=True, capture_output=True)
+                wall = time.perf_counter() - t0
+                s = json.loads((out/"summary.json").read_text())
+                r = {"clips": s["curate"]["clips_kept"], "wall_s": round(wall, 2), "stage_s": s["seconds"]["curate"],
+                     "clips_per_s_wall": round(s["curate"]["clips_kept"] / wall, 3), "clips_per_s_stage": round(s["curate"]["clips_kept"] / s["seconds"]["curate"], 3)}
+                if best is None or r["wall_s"] < best["wall_s"]: best = r
+            rows[name] = best
+    base = rows["local_1_worker"]
+    rows["ratios"] = {f"{k}_vs_local_1_worker_{m}": round(rows[k][m] / base[m], 3) for k in ("local_2_workers", "ray_local_2_cpus") for m in ("wall_s", "stage_s")}
+    rows["ratios"]["ray_vs_local_2_workers_stage_s"] = round(rows["ray_local_2_cpus"]["stage_s"] / rows["local_2_workers"]["stage_s"], 3)
+    return rows
+
+
 def bench_evaluation(sizes=(1000, 5000, 20000), dim=512):
     """Video encoding clips/s of viclip-tiny and ViCLIP-B/16 (random weights) on CPU, and the time of a full retrieval
     evaluation (t2v and v2t ranks, R@k, MdR, MnR) on synthetic embeddings as the number of clips grows."""
@@ -166,7 +198,7 @@ def main(argv=None):
            "segmentation": {"sample_world_raw": bench_segmentation(list(w.raw.path)),
                             "real_clips": bench_segmentation(list(real_clips().path))},
            "curation": {"sample_world_test_clips": bench_curation(w.clips[w.clips.split == "test"], a.repeats),
-                        "chain_on_raw_videos": bench_chain(w)},
+                        "chain_on_raw_videos": bench_chain(w), "engines": bench_engines(w)},
            "evaluation": bench_evaluation(),
            "generation": bench_generation(),
            "corpus": bench_corpus(),

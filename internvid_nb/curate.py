@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from .core import atomic_write
 from .videoio import decode_rows
-from .runner import run_stage
+import torch
+from .runner import run_stage, run_lock, Stage
 from .segment import SegmentConfig, segment_stage
 from .caption import ImageCaptioner, Summarizer, CAPTION_SAMPLINGS, caption_frames, caption_stage, in_batch_order
 from .filter import (ViCLIPScorer, CLIPFrameScorer, LaionAesthetic, TechnicalQuality, SCORE_SAMPLINGS, score_frames,
@@ -20,7 +21,8 @@ from .schema import write_parquet, write_internvid_jsonl
 from .export import write_shards
 
 # %% auto #0
-__all__ = ['CURATE_SAMPLINGS', 'CurateConfig', 'CurationModels', 'build_models', 'curate_stage', 'run_curation', 'match_scenes']
+__all__ = ['CURATE_SAMPLINGS', 'CurateConfig', 'CurationModels', 'build_models', 'curate_stage', 'curation_stages',
+           'run_curation', 'match_scenes']
 
 # %% ../nbs/15_curate.ipynb #09331f3d
 @dataclass
@@ -54,7 +56,7 @@ def build_models(c: CurateConfig = CurateConfig()) -> CurationModels:
     "The chain's models from the names in `c`."
     from internvid_nb.viclip import ViCLIP
     if c.scorer.startswith("clip:"): scorer = CLIPFrameScorer(c.scorer[5:], device=c.device)
-    else: scorer = ViCLIPScorer(ViCLIP.from_pretrained(c.scorer).to(c.device or "cpu"))
+    else: scorer = ViCLIPScorer(ViCLIP.from_pretrained(c.scorer).to(c.device or ("cuda" if torch.cuda.is_available() else "cpu")))
     aes = LaionAesthetic(c.aesthetic_head, c.aesthetic_clip, device=c.device) if c.aesthetic_head else TechnicalQuality()
     return CurationModels(ImageCaptioner(c.captioner, device=c.device), Summarizer(c.summarizer, device=c.device), scorer, aes)
 
@@ -71,23 +73,36 @@ def curate_stage(batch: pd.DataFrame, m: CurationModels) -> pd.DataFrame:
 # %% ../nbs/15_curate.ipynb #75730547
 def _clips_per_s(n: int, seconds: float) -> float: return round(n / max(seconds, 1e-9), 2)
 
+def _model_names(c: CurateConfig, m: CurationModels | None) -> dict:
+    if m is not None: return {"caption": m.captioner.name, "summary": m.summarizer.name, "sim": getattr(m.scorer, "name", ""), "aesthetic": m.aesthetic.name}
+    return {"caption": c.captioner, "summary": c.summarizer, "sim": c.scorer, "aesthetic": c.aesthetic_head or TechnicalQuality.name}
+
+def curation_stages(c: CurateConfig = CurateConfig(), models: CurationModels | None = None) -> dict[str, Stage]:
+    "The chain's two batch stages as picklable `Stage`s: segment (no model) and caption+score (loads the models once per worker)."
+    cap = (Stage(curate_stage, (models,), name="caption+score", model=True) if models is not None
+           else Stage(curate_stage, (c,), setup=build_models, name="caption+score", model=True))
+    return {"segment": Stage(segment_stage, (c.segment,), name="segment"), "caption_score": cap}
+
 def run_curation(videos: pd.DataFrame, out, c: CurateConfig = CurateConfig(), models: CurationModels | None = None,
-                 progress: bool = True, log=print) -> dict:
-    "Curate `videos` (video_id, path) into folder `out`; returns a summary with counts and clips/s per stage."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+                 progress: bool = True, log=print, engine=None) -> dict:
+    "Curate `videos` (video_id, path) into folder `out` on `engine` (default: this process); returns a summary with counts and clips/s per stage."
+    out = Path(out)
+    with run_lock(out): return _run_curation(videos, out, c, models, progress, log, engine)
+
+def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
+    stages = curation_stages(c, models if engine is None or getattr(engine, "workers", 0) == 1 else None)
     t = {}
     t0 = time.time()
-    segs = run_stage(lambda b: segment_stage(b, c.segment), videos[["video_id", "path"]], out/"segments", id_col="video_id",
-                     batch_size=1, desc="segment", progress=progress)
+    segs = run_stage(stages["segment"], videos[["video_id", "path"]], out/"segments", id_col="video_id",
+                     batch_size=1, desc="segment", progress=progress, engine=engine)
     t["segment"] = time.time() - t0
     bad_videos = segs[segs.status != "ok"]
     clips = segs[(segs.status == "ok") & (segs.get("segment", pd.Series("ok", index=segs.index)) == "ok")]
     clips = clips.drop(columns=["status", "error", "motion_score"], errors="ignore").reset_index(drop=True)
     log(f"segment: {len(videos)} videos -> {len(segs) - len(bad_videos)} clips, {len(clips)} kept, {len(bad_videos)} videos failed")
-    m = models or build_models(c)
     t0 = time.time()
-    cur = run_stage(lambda b: curate_stage(b, m), clips[["clip_id", "path", "start", "end"]], out/"curate", batch_size=c.batch_size,
-                    desc="caption+score", progress=progress)
+    cur = run_stage(stages["caption_score"], clips[["clip_id", "path", "start", "end"]], out/"curate", batch_size=c.batch_size,
+                    desc="caption+score", progress=progress, engine=engine)
     t["caption_score"] = time.time() - t0
     table = clips.merge(cur, on="clip_id", how="left")
     table["caption"] = table["caption_summary"]
@@ -113,8 +128,7 @@ def run_curation(videos: pd.DataFrame, out, c: CurateConfig = CurateConfig(), mo
                "seconds": {k: round(v, 2) for k, v in t.items()},
                "clips_per_s": {"segment": _clips_per_s(len(segs), t["segment"]), "caption_score": _clips_per_s(len(clips), t["caption_score"]),
                                "export": _clips_per_s(len(subsets["flt"]), t["export"])},
-               "models": {"caption": m.captioner.name, "summary": m.summarizer.name, "sim": getattr(m.scorer, "name", ""),
-                          "aesthetic": m.aesthetic.name}, "config": asdict(c)}
+               "models": _model_names(c, models), "engine": getattr(engine, "name", "local"), "config": asdict(c)}
     with atomic_write(out/"summary.json", "w") as f: json.dump(summary, f, indent=1, default=str)
     log(f"caption+score: {int(ok.sum())} clips ({summary['clips_per_s']['caption_score']} clips/s), {len(summary['clip_errors'])} errors; "
         f"duplicates {summary['duplicates']}; subsets {summary['subsets']}")

@@ -31,17 +31,18 @@ def _figure(out: Path, name: str, image: np.ndarray, caption: str) -> dict:
     save_png(out/"figures"/name, image)
     return {"src": f"figures/{name}", "caption": caption}
 
-def write_report(out: Path, sections: list[dict]) -> Path:
-    "An HTML page of sections, each with a title, text, tables (DataFrames) and figures; all text is escaped."
-    parts = ["<!doctype html><meta charset='utf-8'><title>internvid-nb demo</title>",
+def write_report(out: Path, sections: list[dict], title: str = "internvid-nb demo report") -> Path:
+    "An HTML page of sections, each with a title, text, tables (DataFrames) and figures (`width` in px optional); all text is escaped."
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}img{max-width:100%;image-rendering:pixelated}"
              "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}</style>",
-             "<h1>internvid-nb demo report</h1>"]
+             f"<h1>{html.escape(title)}</h1>"]
     for s in sections:
         parts.append(f"<h2>{html.escape(s['title'])}</h2><p>{html.escape(s.get('text', ''))}</p>")
         for t in s.get("tables", []): parts.append(t.to_html(index=False, escape=True, border=0))
         for f in s.get("figures", []):
-            parts.append(f"<figure><img src='{html.escape(f['src'], quote=True)}' alt=''>"
+            width = f" width='{int(f['width'])}'" if f.get("width") else ""
+            parts.append(f"<figure><img src='{html.escape(f['src'], quote=True)}'{width} alt=''>"
                          f"<figcaption>{html.escape(f['caption'])}</figcaption></figure>")
     with atomic_write(out/"index.html", "w") as fh: fh.write("\n".join(parts))
     return out/"index.html"
@@ -117,6 +118,8 @@ def run_demo(out, world_dir=None, verify: bool = True, log=print) -> dict:
     sections.append(_curation_section(out, w, summary, log))
     sections.append(_corpus_section(out, w, summary, log))
     sections.append(_viclip_section(out, w, summary, log))
+    from internvid_nb.cli import pipeline_sections
+    sections += pipeline_sections(out/"pipeline", summary["pipeline"], prefix="pipeline/")
     summary["seconds"] = round(time.time() - t0, 1)
     with atomic_write(out/"summary.json", "w") as fh: json.dump(summary, fh, indent=1, default=str)
     report = write_report(out, sections)
@@ -148,20 +151,27 @@ def _curation_section(out: Path, w, summary: dict, log) -> dict:
     from internvid_nb.curate import CurateConfig, run_curation, build_models
     from internvid_nb.caption import evaluate_captioning
     from internvid_nb.segment import SegmentConfig
-    cfg = CurateConfig(segment=SegmentConfig(min_scene_len=8))
+    from internvid_nb.cli import load_config, run_pipeline
+    from internvid_nb.core import data_samples_dir
+    # the end-to-end pipeline of data_samples/pipeline.toml (curate, evaluate, generate) on this world's raw videos
+    pc = load_config(data_samples_dir()/"pipeline.toml", {"out": str(out/"pipeline"), "stages": ["curate", "evaluate", "generate"]})
+    pc.videos = str(out/"tables"/"raw_videos.parquet")
+    write_parquet(w.raw[["video_id", "path"]], pc.videos)
+    pc.evaluate.world = str(w.root)
+    summary["pipeline"] = run_pipeline(pc, progress=False, log=lambda *a: None)
+    s, cfg = summary["pipeline"]["curate"], pc.curate
     m = build_models(cfg)
-    s = run_curation(w.raw[["video_id", "path"]], out/"curation", cfg, m, progress=False, log=lambda *a: None)
     ev = evaluate_captioning(w.clips[w.clips.split == "test"], m.captioner, m.summarizer)
     acc = pd.DataFrame([{"scale": k, **{a: round(v, 3) for a, v in ev[k].items()}} for k in ("coarse", "summary")])
     summary["curation"] = {k: s[k] for k in ("clips_found", "clips_kept", "clips_captioned", "clip_errors", "duplicates", "subsets", "clips_per_s")}
     summary["captioning_test"] = acc.to_dict("records")
     log(f"curation: {s['clips_captioned']} clips captioned and scored ({s['clips_per_s']['caption_score']} clips/s), subsets {s['subsets']}; "
         f"held-out summaries name digit/colour/motion right in {ev['summary']['digit']:.2f}/{ev['summary']['color']:.2f}/{ev['summary']['motion']:.2f}")
-    table = pd.read_parquet(out/"curation"/"clips.parquet")
+    table = pd.read_parquet(out/"pipeline"/"curation"/"clips.parquet")
     res = ev["captions"].head(6).assign(truth=w.clips[w.clips.split == "test"].caption_true.head(6).tolist())
     return {"title": "Curation: multi-scale captions, scores, subsets", "text":
             f"{s['videos']} raw videos -> {s['clips_found']} clips, {s['clips_kept']} kept, captioned at two scales and scored from one "
-            f"decode per clip; subsets {s['subsets']}. Shards, jsonl and parquet in curation/. Below: share of held-out test clips whose "
+            f"decode per clip; subsets {s['subsets']}. Shards, jsonl and parquet in pipeline/curation/. Below: share of held-out test clips whose "
             "caption names every object's digit, colour and motion right (the coarse caption sees one frame, so never a motion), "
             "then the chain's clips and a few test captions.",
             "tables": [acc, table[["clip_id", "caption_coarse", "caption_summary", "sim_score", "aes_score"]].round(3).head(8),
@@ -180,9 +190,9 @@ def _corpus_section(out: Path, w, summary: dict, log) -> dict:
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from internvid_nb.corpus import corpus_summary, duration_hist, caption_length_hist, score_hist, top_words_plot, compare_tables, flt_threshold
-    cur = pd.read_parquet(out/"curation"/"clips.parquet")
+    cur = pd.read_parquet(out/"pipeline"/"curation"/"clips.parquet")
     cur = cur[cur.status == "ok"] if "status" in cur else cur
-    flt = cur[cur.clip_id.isin(pd.read_parquet(out/"curation"/"subsets"/"flt.parquet").clip_id)]
+    flt = cur[cur.clip_id.isin(pd.read_parquet(out/"pipeline"/"curation"/"subsets"/"flt.parquet").clip_id)]
     rows = [{"table": "sample world clips", **corpus_summary(w.clips)}, {"table": "curated clips (chain)", **corpus_summary(cur)},
             {"table": "curated FLT subset", **corpus_summary(flt)}]
     t = pd.DataFrame(rows).round(2)

@@ -4,15 +4,17 @@
 
 # %% ../nbs/07_runner.ipynb #ebc2b4c9
 from __future__ import annotations
-import traceback
+import fcntl, os, pickle, socket, time, traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 import pandas as pd
 from tqdm.auto import tqdm
 from .schema import write_parquet, read_parquet
 
 # %% auto #0
-__all__ = ['read_parts', 'run_stage']
+__all__ = ['read_parts', 'Stage', 'as_stage', 'LocalEngine', 'run_stage', 'RunLocked', 'run_lock']
 
 # %% ../nbs/07_runner.ipynb #59aa2d7b
 def _error_row(row: pd.Series, id_col: str, e: BaseException) -> dict:
@@ -39,24 +41,106 @@ def read_parts(out_dir) -> pd.DataFrame:
     parts = sorted(Path(out_dir).glob("part-*.parquet"))
     return pd.concat([read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
 
-def run_stage(stage: Callable[[pd.DataFrame], pd.DataFrame], table: pd.DataFrame, out_dir, id_col: str = "clip_id",
-              batch_size: int = 16, desc: str | None = None, progress: bool = True) -> pd.DataFrame:
-    "Run `stage` over `table` in batches, resuming from the parts in `out_dir`; returns all results in table order."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+# %% ../nbs/07_runner.ipynb #234ae61a
+@dataclass
+class Stage:
+    "A picklable stage: `fn(batch, *args)`, or `fn(batch, setup(*args))` when it has a `setup` (run once per worker)."
+    fn: Callable
+    args: tuple = ()
+    setup: Callable | None = None
+    name: str = ""
+    model: bool = False               # loads a model: an actor pool on Ray
+    def bind(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        "The batch function, with the worker state made now."
+        extra = (self.setup(*self.args),) if self.setup else tuple(self.args)
+        return lambda b: self.fn(b, *extra)
+    @property
+    def label(self) -> str: return self.name or getattr(self.fn, "__name__", "stage")
+
+def as_stage(stage) -> Stage:
+    return stage if isinstance(stage, Stage) else Stage(stage, name=getattr(stage, "__name__", "stage"))
+
+def _run_chunk(fn: Callable, rows: pd.DataFrame, id_col: str, path) -> int:
+    "Run one batch and write its part atomically; the unit of work of every engine."
+    write_parquet(_run_batch(fn, rows.reset_index(drop=True), id_col), path)
+    return len(rows)
+
+# %% ../nbs/07_runner.ipynb #fd86f1ec
+def _todo_chunks(table: pd.DataFrame, done_ids: set, id_col: str, batch_size: int, out_dir: Path) -> list[tuple[pd.DataFrame, Path]]:
+    chunks = []
+    for s in range(0, len(table), batch_size):
+        rows = table.iloc[s:s + batch_size]
+        rows = rows[~rows[id_col].isin(done_ids)]
+        if len(rows): chunks.append((rows, out_dir/f"part-{rows.index[0]:08d}.parquet"))
+    return chunks
+
+_WORKER: dict = {}
+
+def _init_worker(stage: Stage, threads: int | None) -> None:
+    if threads:
+        import torch; torch.set_num_threads(threads)
+    _WORKER["fn"] = stage.bind()
+
+def _pool_chunk(rows: pd.DataFrame, id_col: str, path) -> int: return _run_chunk(_WORKER["fn"], rows, id_col, path)
+
+@dataclass
+class LocalEngine:
+    "Run batches in this process (`workers=1`) or in a pool of spawned processes, each with `threads` torch threads."
+    workers: int = 1
+    threads: int | None = None        # torch threads per worker process (default: cores / workers)
+    name = "local"
+    def run(self, stage: Stage, chunks: list, id_col: str, bar) -> None:
+        if not chunks: return
+        if self.workers <= 1:
+            fn = stage.bind()
+            for rows, path in chunks: bar.update(_run_chunk(fn, rows, id_col, path))
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        with ProcessPoolExecutor(min(self.workers, len(chunks)), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(stage, threads)) as pool:
+            futs = [pool.submit(_pool_chunk, rows, id_col, path) for rows, path in chunks]
+            try:
+                for f in as_completed(futs): bar.update(f.result())
+            except BaseException:
+                for f in futs: f.cancel()
+                raise
+
+# %% ../nbs/07_runner.ipynb #e3815f7c
+def run_stage(stage: Callable[[pd.DataFrame], pd.DataFrame] | Stage, table: pd.DataFrame, out_dir, id_col: str = "clip_id",
+              batch_size: int = 16, desc: str | None = None, progress: bool = True, engine=None) -> pd.DataFrame:
+    "Run `stage` over `table` in batches on `engine` (default: this process), resuming from the parts in `out_dir`; returns all results in table order."
+    stage, engine = as_stage(stage), engine or LocalEngine()
+    out_dir = Path(out_dir).absolute(); out_dir.mkdir(parents=True, exist_ok=True)
     table = table.reset_index(drop=True)                             # part names come from row positions, whatever the index
     if id_col not in table: raise ValueError(f"the table has no {id_col!r} column")
     if table[id_col].duplicated().any(): raise ValueError(f"{id_col} has duplicates: {table[id_col][table[id_col].duplicated()].tolist()[:5]}")
     done = read_parts(out_dir)
     done_ids = set(done[id_col]) if len(done) else set()
-    pos = pd.Series(range(len(table)), index=table.index)
-    todo = table[~table[id_col].isin(done_ids)]
-    bar = tqdm(total=len(table), initial=len(table) - len(todo), desc=desc or getattr(stage, "__name__", "stage"), disable=not progress)
-    for s in range(0, len(todo), batch_size):
-        batch = todo.iloc[s:s + batch_size]
-        out = _run_batch(stage, batch.reset_index(drop=True), id_col)
-        write_parquet(out, out_dir/f"part-{pos[batch.index[0]]:08d}.parquet")
-        bar.update(len(batch))
-    bar.close()
+    chunks = _todo_chunks(table, done_ids, id_col, batch_size, out_dir)
+    todo = sum(len(r) for r, _ in chunks)
+    with tqdm(total=len(table), initial=len(table) - todo, desc=desc or stage.label, disable=not progress) as bar:
+        engine.run(stage, chunks, id_col, bar)
     res = read_parts(out_dir)
     order = {k: i for i, k in enumerate(table[id_col])}
     return res.iloc[res[id_col].map(order).argsort(kind="stable")].reset_index(drop=True) if len(res) else res
+
+# %% ../nbs/07_runner.ipynb #1433b39c
+class RunLocked(RuntimeError):
+    "Another run holds the output folder."
+
+@contextmanager
+def run_lock(folder) -> Iterator[Path]:
+    "Hold `folder`'s lock while the block runs; raise `RunLocked` if another process holds it."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder/".lock", "a+")
+    try:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); holder = f.read().strip() or "another process"
+            raise RunLocked(f"{folder} is in use by another run ({holder}); wait for it to finish or choose another output folder") from None
+        f.seek(0); f.truncate(); f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
+        yield folder
+    finally:
+        f.close()                                                    # closing the file releases the lock

@@ -9,7 +9,7 @@ def test_demo_end_to_end(tmp_path):
     assert s["probed"] == {"ok": 361, "error": 0}
     assert s["decode_once"]["clips"] == 352 and s["decode_once"]["errors"] == 0 and s["decode_once"]["frames"] == 352 * (1 + 3 + 8)
     html = (tmp_path / "index.html").read_text()
-    assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 24       # 21 + the corpus section's 3
+    assert "bikes.mp4" in html and "Big Buck Bunny" in html and html.count("<img") == 34       # 21 + the corpus section's 3 + 6 FLT previews + 4 generated
     assert "Corpus statistics" in html and s["corpus"][0]["table"] == "sample world clips" and s["corpus"][0]["clips"] == 352
     lines = (tmp_path / "tables" / "clips.jsonl").read_text().splitlines()
     assert len(lines) == 352 and json.loads(lines[0])["YoutubeID"] == "train_0000"
@@ -19,7 +19,14 @@ def test_demo_end_to_end(tmp_path):
     assert cur["clips_captioned"] == cur["clips_kept"] > 20 and cur["clip_errors"] == [] and cur["subsets"]["flt"] > 0
     summ = {r["scale"]: r for r in s["captioning_test"]}
     assert summ["summary"]["color"] >= 0.7 and summ["coarse"]["motion"] == 0.0
-    assert (tmp_path / "curation" / "internvid.jsonl").exists() and list((tmp_path / "curation" / "shards").glob("*.tar"))
+    run = tmp_path / "pipeline"                     # written by the end-to-end pipeline of data_samples/pipeline.toml
+    assert (run / "curation" / "internvid.jsonl").exists() and list((run / "curation" / "shards").glob("*.tar"))
+    assert len(list((run / "figures").glob("preview_*.gif"))) == 6 and len(list((run / "generate").glob("*.mp4"))) == 4
+    # the paper's published numbers beside ours
+    assert "Beside the paper&#x27;s published numbers" in html or "Beside the paper's published numbers" in html
+    assert "64.8 (K400, ViCLIP-L + InternVid-10M-FLT)" in html and "42.4 (MSR-VTT" in html
+    tasks = {r["task"]: r["metrics"] for r in s["pipeline"]["evaluate"]}
+    assert tasks["zero-shot color"]["top1"] > 90 and tasks["retrieval"]["t2v_R@1"] > 50
     tiny = {r["split"]: r for r in s["viclip_tiny"]}
     assert tiny["val"]["t2v_r1"] >= 0.8 and tiny["test"]["clips"] == 48
 

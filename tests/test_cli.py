@@ -1,0 +1,153 @@
+"""The `internvid` command: help, exit codes, the pipeline killed with -9 and rerun, the run lock, Ray, torchrun."""
+import json, os, random, re, signal, socket, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+from internvid_nb.cli import main, build_parser, EXIT_INPUT, EXIT_LOCKED
+from internvid_nb.core import repo_root
+from internvid_nb.schema import read_parquet
+
+CLI = [sys.executable, "-m", "internvid_nb.cli"]
+SUBCOMMANDS = ("segment", "caption", "score", "select", "export", "evaluate", "generate", "pipeline")
+
+
+def _config(tmp_path, world, n_videos=3, **engine) -> Path:
+    "A small pipeline config: the first raw videos, batches of 4 clips, two short generations."
+    world.raw[["video_id", "path"]].head(n_videos).to_parquet(tmp_path / "videos.parquet")
+    eng = "".join(f"{k} = {json.dumps(v)}\n" for k, v in engine.items())
+    (tmp_path / "p.toml").write_text(f"""videos = "videos.parquet"
+out = "run"
+stages = ["curate", "generate", "report"]
+[engine]
+{eng}[curate]
+batch_size = 4
+[curate.segment]
+min_scene_len = 8
+[generate]
+steps = 4
+prompts = ["a red 3 moving left on a black background", "a blue 7 moving up on a gray background"]
+""")
+    return tmp_path / "p.toml"
+
+
+def _pipeline(cfg, out, *extra, **kw):
+    return subprocess.run([*CLI, "pipeline", str(cfg), "--out", str(out), "--no-progress", *extra], capture_output=True, text=True, timeout=600, **kw)
+
+
+def _outputs(out: Path) -> dict:
+    "Everything a finished run leaves that must not depend on kills: tables, subsets, jsonl, generations."
+    cur = out / "curation"
+    return {"clips": read_parquet(cur / "clips.parquet"), **{f"subset_{p.stem}": read_parquet(p) for p in sorted((cur / "subsets").glob("*.parquet"))},
+            "jsonl": (cur / "internvid.jsonl").read_text(), "generate": json.loads((out / "generate" / "done.json").read_text()),
+            "gifs": [p.read_bytes() for p in sorted((out / "generate").glob("*.gif"))]}
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], pd.DataFrame):
+            x, y = a[k].drop(columns=["path"], errors="ignore"), b[k].drop(columns=["path"], errors="ignore")
+            pd.testing.assert_frame_equal(x, y, obj=k)
+        else: assert a[k] == b[k], k
+
+
+def test_help_explains_every_subcommand(capsys):
+    for cmd in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as e: build_parser().parse_args([cmd, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "--out" in text and "(default" in text or cmd == "pipeline", cmd
+    with pytest.raises(SystemExit) as e: build_parser().parse_args(["dance"])
+    assert e.value.code == 2
+
+
+def test_missing_input_and_bad_config_exit_4_naming_the_cause(tmp_path, capsys):
+    assert main(["caption", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "o")]) == EXIT_INPUT
+    assert "nope.parquet: no such table" in capsys.readouterr().err
+    (tmp_path / "bad.toml").write_text('videos = "v.parquet"\n[engine]\nkindd = "ray"\n')
+    assert main(["pipeline", str(tmp_path / "bad.toml")]) == EXIT_INPUT
+    assert "unknown setting(s) in [engine]: ['kindd']" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "no-such-model", "--out", str(tmp_path / "e")]) == EXIT_INPUT
+
+
+def test_kill_9_at_several_points_then_rerun_gives_identical_outputs_and_the_lock_refuses_a_second_run(tmp_path, world):
+    cfg = _config(tmp_path, world)
+    r = _pipeline(cfg, tmp_path / "whole")
+    assert r.returncode == 0, r.stderr[-3000:]
+    whole = _outputs(tmp_path / "whole")
+    n = len(whole["clips"])
+    assert n > 8 and whole["clips"].clip_id.is_unique and (tmp_path / "whole" / "index.html").exists()
+    rng = random.Random(7)
+    # kill points: while segmenting, while captioning (after 1 and 2 of the clip batches), while generating
+    points = [("curation/segments", 1), ("curation/curate", 1), ("curation/curate", 2), ("generate", 1)]
+    for k, (folder, parts) in enumerate(points):
+        out = tmp_path / f"killed{k}"
+        p = subprocess.Popen([*CLI, "pipeline", str(cfg), "--out", str(out), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pattern = "*.gif" if folder == "generate" else "part-*.parquet"
+        deadline = time.time() + 300
+        while len(list((out / folder).glob(pattern))) < parts and time.time() < deadline and p.poll() is None: time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.2))                                           # a random moment after the point
+        if k == 0:                                                                # a second run on the same folder is refused, not interleaved
+            second = _pipeline(cfg, out)
+            assert second.returncode == EXIT_LOCKED and "is in use by another run (pid" in second.stderr, second.stderr[-2000:]
+        assert p.poll() is None, f"the run ended before kill point {k}"
+        os.kill(p.pid, signal.SIGKILL); p.wait()
+        assert not (out / "generate" / "done.json").exists()
+        r = _pipeline(cfg, out)                                                   # the lock died with the killed process
+        assert r.returncode == 0, r.stderr[-3000:]
+        _same(_outputs(out), whole)
+        assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    "A local Ray cluster with 2 CPUs, started by `ray start` like a user would, stopped after the test."
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    ray = Path(sys.executable).parent / "ray"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    r = subprocess.run([str(ray), "start", "--head", "--num-cpus=2", f"--port={port}", "--include-dashboard=false",
+                        "--object-store-memory=300000000", "--disable-usage-stats"], check=True, capture_output=True, text=True, env=env, timeout=180)
+    ip = re.search(r"Local node IP: (\S+)", r.stdout + r.stderr).group(1)       # the head listens on the node's address
+    try: yield f"{ip}:{port}"
+    finally: subprocess.run([str(ray), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_pipeline_on_a_local_ray_cluster_gives_the_same_outputs_as_the_local_runner(tmp_path, world, ray_cluster):
+    cfg = _config(tmp_path, world)
+    local = _pipeline(cfg, tmp_path / "local", "--stages", "curate")
+    assert local.returncode == 0, local.stderr[-3000:]
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}                            # `ray start` clusters use token auth (~/.ray/auth_token)
+    r = _pipeline(cfg, tmp_path / "ray", "--stages", "curate", "--engine", "ray", "--ray-address", ray_cluster, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summ = json.loads((tmp_path / "ray" / "curation" / "summary.json").read_text())
+    assert summ["engine"] == "ray"
+    a, b = (read_parquet(tmp_path / d / "curation" / "clips.parquet") for d in ("local", "ray"))
+    assert len(a) > 8 and a.clip_id.tolist() == b.clip_id.tolist()
+    for col in ("video_id", "start", "end", "caption_coarse", "caption_summary", "status", "dup_of"): assert a[col].tolist() == b[col].tolist(), col
+    for col in ("sim_score", "aes_score", "motion_score"): np.testing.assert_allclose(a[col], b[col], atol=1e-5, err_msg=col)
+    np.testing.assert_allclose(np.stack(a.video_emb), np.stack(b.video_emb), atol=1e-5)
+    for s in ("flt", "aes", "div", "random"):
+        assert (read_parquet(tmp_path / "local" / "curation" / "subsets" / f"{s}.parquet").clip_id.tolist()
+                == read_parquet(tmp_path / "ray" / "curation" / "subsets" / f"{s}.parquet").clip_id.tolist()), s
+
+
+def test_local_runner_with_two_workers_gives_the_same_table(tmp_path, world):
+    cfg = _config(tmp_path, world, workers=2)
+    one = _pipeline(cfg, tmp_path / "one", "--stages", "curate", "--workers", "1")
+    two = _pipeline(cfg, tmp_path / "two", "--stages", "curate")
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
+    a, b = (read_parquet(tmp_path / d / "curation" / "clips.parquet") for d in ("one", "two"))
+    assert a.clip_id.tolist() == b.clip_id.tolist() and a.caption_summary.tolist() == b.caption_summary.tolist()
+    np.testing.assert_allclose(a.sim_score, b.sim_score, atol=1e-5)
+
+
+def test_train_subcommand_under_torchrun_with_two_processes(tmp_path, world):
+    world.clips[world.clips.split == "train"].head(16).to_parquet(tmp_path / "clips.parquet")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "internvid_nb.cli", "train",
+                        "--clips", str(tmp_path / "clips.parquet"), "--init", "viclip-tiny", "--out", str(tmp_path / "run"),
+                        "--batch-size", "8", "--epochs", "1", "--unmasked-epochs", "0", "--max-steps", "2"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "run" / "final").is_dir() and (tmp_path / "run" / "last.pt").exists()

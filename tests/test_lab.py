@@ -1,0 +1,182 @@
+"""JupyterLab in a real browser: Debian's chromium, driven by Playwright, opens a copy of nbs/14_inspector.ipynb in a
+JupyterLab server on localhost, runs it, drags a slider of the caption inspector and sees the shown count drop.
+
+Needs /usr/bin/chromium (apt) and the playwright package: `tests/setup_browser.sh` installs both (never a downloaded
+browser). Without them the test fails rather than skips: the browser test is part of `make test`.
+The screenshot lands in outputs/tests/test_lab/inspector.png, next to the server's log (server.log)."""
+import json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "nbs" / "14_inspector.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+OUT = ROOT / "outputs" / "tests" / "test_lab"
+SHOT = OUT / "inspector.png"
+SETUP = "run tests/setup_browser.sh (Debian's chromium through apt, playwright through pip)"
+COUNT_RE = re.compile(r"(\d+)\s+of\s+(\d+)\s+clips pass the filters")
+RUN_TIMEOUT_MS = 120_000          # kernel start + every cell of the notebook (about 15 s alone on 2 cores)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r: return r.status
+    except OSError: return 0
+
+
+def _stop(proc: subprocess.Popen, base: str, token: str):
+    "Ask the server to shut down (it stops its kernels first); signal its process group only if it lingers."
+    if proc.poll() is None:
+        req = urllib.request.Request(f"{base}/api/shutdown", method="POST", headers={"Authorization": f"token {token}"})
+        try: urllib.request.urlopen(req, timeout=5).close()
+        except OSError: pass
+    for sig, wait in ((None, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        if sig is not None:
+            try: os.killpg(proc.pid, sig)                                   # the session the server was started in
+            except ProcessLookupError: pass
+        try: proc.wait(wait); break
+        except subprocess.TimeoutExpired: pass
+
+
+@pytest.fixture
+def lab(tmp_path):
+    "A JupyterLab server on 127.0.0.1 serving a temp folder that holds a copy of the inspector notebook."
+    OUT.mkdir(parents=True, exist_ok=True)
+    work = tmp_path / "lab"
+    work.mkdir()
+    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)                             # autosave writes the copy, never nbs/
+    port, token = _free_port(), secrets.token_hex(16)
+    # Jupyter's and IPython's config, data and runtime files, Lab's settings and workspaces, all in the temp folder:
+    # no user state leaks in or out (kernelspecs and Lab extensions still come from the venv).
+    env = dict(os.environ, **{k: str(tmp_path / d) for k, d in [
+        ("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+        ("IPYTHONDIR", "ipython"), ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")]})
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+           "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
+           f"--ServerApp.root_dir={work}",
+           "--LabApp.news_url=None"]                                        # the server fetches no news either
+    # Never ask about (nor fetch) Jupyter news, and no toasts over the screenshot.
+    notes = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notes.parent.mkdir(parents=True)
+    notes.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}))
+    log = OUT / "server.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while _get(f"{base}/api/status?token={token}") != 200:
+            assert proc.poll() is None, f"jupyter lab exited with {proc.returncode}; see {log}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"jupyter lab did not answer within 60 s; see {log}"
+            time.sleep(0.5)
+        yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}"
+    finally:
+        _stop(proc, base, token)
+
+
+def _sync_playwright():
+    "playwright's sync API, or a failure (not a skip) saying how to install it."
+    try:
+        from playwright.sync_api import sync_playwright, expect
+    except ImportError as e:
+        pytest.fail(f"playwright is not installed ({e}); {SETUP}")
+    return sync_playwright, expect
+
+
+def _count(text: str) -> tuple[int, int]:
+    m = COUNT_RE.search(text)
+    assert m, f"no count in {text!r}"
+    return int(m[1]), int(m[2])
+
+
+def _center(locator):
+    "Scroll the notebook so the element sits mid-screen: in view for the mouse, with its cell's code above it."
+    locator.evaluate("e => e.scrollIntoView({block: 'center'})")
+
+
+def test_inspector_slider_changes_count_in_jupyterlab(lab):
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing; {SETUP}"
+    sync_playwright, expect = _sync_playwright()
+    SHOT.unlink(missing_ok=True)
+    with sync_playwright() as p:
+        # Debian's chromium, headless; as root it needs --no-sandbox, and small /dev/shm in containers wants the flag.
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(30_000)
+            expect.set_options(timeout=30_000)                              # waits on the kernel: not playwright's 5 s
+            try:
+                _drive(page, lab, expect)
+            except BaseException:
+                page.screenshot(path=str(SHOT))                             # whatever the page showed when it failed
+                raise
+        finally:
+            browser.close()
+
+
+def _drive(page, url, expect):
+    page.goto(url)
+    # The notebook starts its python3 kernel (from its metadata) on opening; wait until the status bar shows it idle.
+    # Running cells before that makes Lab ask for a kernel. Should it ask anyway, take the kernel it offers.
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    expect(notebook).to_be_visible(timeout=60_000)
+    idle = page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"^Python 3\b.* \| Idle$"))
+    expect(idle).to_have_count(1, timeout=60_000)
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count(): dialog.get_by_role("button", name="Select", exact=True).click()
+
+    # Run > Run All Cells, through the menu bar as a person would.
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).click()
+
+    # Wait until every code cell has run: a number in each prompt, none pending ([*]) or skipped after an error ([ ]).
+    prompts = notebook.locator(".jp-CodeCell .jp-InputPrompt")
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while not all(re.fullmatch(r"\[\d+\]:", t.strip()) for t in prompts.all_text_contents()):
+        assert time.monotonic() < deadline, f"the notebook did not finish running: prompts {prompts.all_text_contents()}; see {SHOT}"
+        page.wait_for_timeout(500)
+    errors = notebook.locator(".jp-OutputArea-output", has_text="Traceback")
+    assert errors.count() == 0, f"the notebook raised: {errors.first.inner_text()[:2000]}; see {SHOT}"
+
+    # The inspector: one slider per score column, and the count line under them.
+    count = notebook.locator(".widget-html-content", has_text="clips pass the filters")
+    slider = notebook.locator(".widget-slider", has_text="min sim_score")
+    expect(count).to_have_count(1)
+    expect(slider).to_be_visible()
+    _center(slider)                                                         # the sliders sit just above the count
+    before_text = count.inner_text()
+    before, total = _count(before_text)
+    assert before > 1, f"the count {before_text!r} leaves nothing to filter; see {SHOT}"
+
+    # Drag the sim_score slider's handle to the far right end of its track; the mouse-up commits the value
+    # (continuous_update=False), the kernel recounts and the front end shows the new count.
+    handle = slider.locator(".noUi-handle")
+    track = slider.locator(".noUi-target").bounding_box()
+    h = handle.bounding_box()
+    page.mouse.move(h["x"] + h["width"] / 2, h["y"] + h["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] + track["width"] + 20, h["y"] + h["height"] / 2, steps=10)
+    page.mouse.up()
+    expect(count).not_to_have_text(before_text, timeout=30_000)
+    after_text = count.inner_text()
+    after, total_after = _count(after_text)
+
+    # The clip list follows the count, and the preview pane settles on the selected clip (the kernel is done
+    # reading its frames) before the picture is taken.
+    expect(notebook.locator(".widget-select select option")).to_have_count(after)
+    if after:
+        selected = notebook.locator(".widget-select select").evaluate("s => s.options[s.selectedIndex].text")
+        expect(notebook.locator(".widget-html-content", has_text="caption:")).to_contain_text(selected)
+    else:
+        expect(notebook.locator(".widget-html-content", has_text="no clip passes the filters")).to_have_count(1)
+    expect(idle).to_have_count(1)
+    _center(slider)
+    page.screenshot(path=str(SHOT))
+    assert total_after == total and after < before, f"count went {before_text!r} -> {after_text!r}; see {SHOT}"
