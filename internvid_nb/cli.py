@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import atomic_write
-from .runner import Stage, LocalEngine, RunLocked, run_lock, run_stage
+from .runner import Stage, LocalEngine, RunLocked, TableError, run_lock, run_stage, remove_stale_temp
 from .schema import read_parquet, write_parquet
 
 # %% auto #0
@@ -50,10 +50,16 @@ def read_videos(source) -> pd.DataFrame:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS)
         if not files: raise InputError(f"{p}: no videos ({', '.join(VIDEO_EXTS)})")
-        return pd.DataFrame({"video_id": [str(f.relative_to(p).with_suffix("")).replace(os.sep, "_") for f in files],
-                             "path": [str(f.resolve()) for f in files]})
-    t = read_table(p, ["path"])
-    if "video_id" not in t: t["video_id"] = [Path(x).stem for x in t.path]
+        t = pd.DataFrame({"video_id": [str(f.relative_to(p).with_suffix("")).replace(os.sep, "_") for f in files],
+                          "path": [str(f.resolve()) for f in files]})
+    else:
+        t = read_table(p, ["path"])
+        if "video_id" not in t: t["video_id"] = [Path(x).stem for x in t.path]
+    dup = t[t.video_id.duplicated(keep=False)]
+    if len(dup):
+        first = dup.groupby("video_id").path.apply(list).iloc[0]
+        raise InputError(f"{p}: {dup.video_id.nunique()} video id(s) name several files, e.g. {dup.video_id.iloc[0]!r}: {first}; "
+                         "give each video a unique video_id (a table with a video_id column)")
     return t
 
 # %% ../nbs/20_cli.ipynb #40d32099
@@ -80,7 +86,7 @@ class TrainStageConfig:
     init: str = "viclip-tiny"
     subset: str = "flt"
     steps: int = 20
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 1e-5
     masking_prob: float = 0.0
     seed: int = 0
@@ -134,7 +140,8 @@ def _from_dict(cls, d: dict, where: str):
                                            for f in fields.values()) else None
         if dataclasses.is_dataclass(default): kw[k] = _from_dict(type(default), v, f"{where}.{k}" if where else k)
         elif isinstance(default, tuple) and isinstance(v, list): kw[k] = tuple(v)
-        else: kw[k] = v
+        elif default is None or isinstance(v, type(default)) or (type(default) is float and type(v) is int): kw[k] = v
+        else: raise InputError(f"[{where}] {k} = {v!r}: expected {type(default).__name__}, like the default {default!r}")
     return cls(**kw)
 
 def load_config(path, overrides: dict | None = None) -> PipelineConfig:
@@ -167,13 +174,24 @@ PAPER_NUMBERS = pd.DataFrame([
     ("t2v R@1", 29.0, "MSR-VTT, CLIP ViT-L"),
     ("CLIPSIM", 0.2951, "MSR-VTT, t2v baseline + InternVid-Aes-18M (CLIP ViT-B/32 similarity)"),
     ("CLIPSIM", 0.2657, "MSR-VTT, t2v baseline on WebVid-10M only"),
-    ("curated share kept (FLT)", 10 / 234 * 100, "InternVid-10M-FLT of 234M clips, %"),
 ], columns=["measure", "paper", "paper_setting"])
 
-def _stage_done(out: Path, name: str) -> bool: return (out/name/"done.json").exists()
+def _stage_settings(c: PipelineConfig, name: str) -> dict:
+    "What a stage's result depends on: a finished stage is redone when these change."
+    s = {"train": {"train": asdict(c.train), "videos": c.videos, "curate": asdict(c.curate)},
+         "evaluate": {"evaluate": asdict(c.evaluate)}, "generate": {"generate": asdict(c.generate)}}[name]
+    if name == "evaluate" and c.evaluate.model == "trained": s["train"] = _stage_settings(c, "train")
+    return json.loads(json.dumps(s, default=str))
 
-def _mark_done(out: Path, name: str, info: dict) -> None:
-    with atomic_write(out/name/"done.json", "w") as f: json.dump(info, f, indent=1, default=str)
+def _finished(out: Path, name: str, settings: dict | None = None):
+    "A finished stage's result, if it was made with `settings` (any settings when None)."
+    f = out/name/"done.json"
+    if not f.exists(): return None
+    d = json.loads(f.read_text())
+    return d["result"] if settings is None or d.get("settings") == settings else None
+
+def _mark_done(out: Path, name: str, result, settings: dict) -> None:
+    with atomic_write(out/name/"done.json", "w") as f: json.dump({"settings": settings, "result": result}, f, indent=1, default=str)
 
 # %% ../nbs/20_cli.ipynb #6d4b027a
 def train_stage(c: PipelineConfig, out: Path, log=print) -> dict:
@@ -187,7 +205,7 @@ def train_stage(c: PipelineConfig, out: Path, log=print) -> dict:
     table = read_parquet(sub)
     table = table[table.caption.fillna("") != ""].reset_index(drop=True)
     torch.manual_seed(t.seed)
-    model = ViCLIP.from_pretrained(t.init)
+    model = ViCLIP.from_pretrained(t.init).to("cuda" if torch.cuda.is_available() else "cpu")
     if len(table) < t.batch_size: raise InputError(f"{sub}: {len(table)} clips are fewer than one batch of {t.batch_size}")
     data = ClipSet(table, model.config.vision.input_resolution, model.config.vision.num_frames)
     steps_per_epoch = len(data) // t.batch_size
@@ -195,7 +213,7 @@ def train_stage(c: PipelineConfig, out: Path, log=print) -> dict:
                      unmasked_epochs=0, warmup_epochs=0, seed=t.seed, ckpt_every=5, log_every=5, hflip=False)
     hist = train(model, data, tc, out/"train"/"run", log=log)
     model.save_pretrained(out/"train"/"final")
-    return {"clips": len(data), "steps": t.steps, "last": hist[-1] if hist else {}}
+    return {"clips": len(data), "steps": t.steps, "batch_size": t.batch_size, "last": hist[-1] if hist else {}}
 
 def evaluate_stage(c: PipelineConfig, out: Path) -> list[dict]:
     "Zero-shot and retrieval on the sample world's held-out split; rows of EvalResult dicts, saved to out/evaluate/results.json."
@@ -231,7 +249,7 @@ def generate_stage(c: PipelineConfig, out: Path) -> list[dict]:
     return rows
 
 # %% ../nbs/20_cli.ipynb #66184221
-def compare_with_paper(evaluation: list[dict] | None, generation: list[dict] | None, curation: dict | None) -> pd.DataFrame:
+def compare_with_paper(evaluation: list[dict] | None, generation: list[dict] | None) -> pd.DataFrame:
     "Our figures beside the paper's published ones, measure by measure."
     ours = []
     for r in evaluation or []:
@@ -239,9 +257,8 @@ def compare_with_paper(evaluation: list[dict] | None, generation: list[dict] | N
         if task.startswith("zero-shot"): ours.append(("zero-shot action top-1" if task.endswith("motion") else f"{task} top-1", m["top1"], f"{r['data']}, {r['model']} ({task})"))
         if task == "retrieval":
             ours += [("t2v R@1", m["t2v_R@1"], f"{r['data']}, {r['model']}"), ("v2t R@1", m["v2t_R@1"], f"{r['data']}, {r['model']}")]
-    if generation: ours.append(("CLIPSIM", float(np.mean([g["clipsim"] for g in generation])), f"{len(generation)} prompts, viclip-tiny similarity"))
-    if curation and curation.get("clips_kept"):
-        ours.append(("curated share kept (FLT)", 100 * curation["subsets"]["flt"] / curation["clips_kept"], f"FLT of {curation['clips_kept']} clips, %"))
+    if generation: ours.append(("CLIPSIM", float(np.mean([g["clipsim"] for g in generation])),
+                                f"{len(generation)} prompts, viclip-tiny video-text similarity (another extractor: not on the same scale as CLIP ViT-B/32's)"))
     t = pd.DataFrame(ours, columns=["measure", "ours", "our_setting"])
     paper = {m: "; ".join(f"{v:.4g} ({s})" for v, s in zip(g.paper, g.paper_setting)) for m, g in PAPER_NUMBERS.groupby("measure", sort=False)}
     t["paper"] = t.measure.map(paper).fillna("-")
@@ -258,13 +275,15 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
         speed = pd.DataFrame([{"stage": k, "clips/s": v, "seconds": cur["seconds"].get(k)} for k, v in cur["clips_per_s"].items()])
         figs = []
         flt = read_parquet(out/"curation"/"subsets"/"flt.parquet") if (out/"curation"/"subsets"/"flt.parquet").exists() else pd.DataFrame()
-        for _, r in flt.head(previews).iterrows():
-            name = f"preview_{r.clip_id}.gif"
+        missing = []
+        for i, (_, r) in enumerate(flt.head(previews).iterrows()):
+            name = f"preview_{i:03d}.gif"                                  # named by rank: clip ids may hold any character
             try: write_gif(out/"figures"/name, read_frames(r.path, segments(16, "middle"), start=r.get("start"), end=r.get("end")), 8)
-            except Exception as e: figs.append({"src": "", "caption": f"{r.clip_id}: no preview ({e})"}); continue
+            except Exception as e: missing.append(f"{r.clip_id}: {e}"); continue
             figs.append({"src": f"{prefix}figures/{name}", "caption": f"{r.clip_id} (sim {r.sim_score:.3f}): {r.caption}", "width": 192})
         sections.append({"title": "Pipeline: curation", "text": f"Engine {cur.get('engine', 'local')}; models {cur.get('models')}. "
-                         "Counts, throughput per stage, and previews of the FLT subset's clips with their summary captions.",
+                         "Counts, throughput per stage, and previews of the FLT subset's clips with their summary captions."
+                         + (f" No preview for {len(missing)} clip(s): {'; '.join(missing)}" if missing else ""),
                          "tables": [counts, speed], "figures": figs})
     if summary.get("train"):
         sections.append({"title": "Pipeline: training", "text": json.dumps(summary["train"], default=str)})
@@ -282,7 +301,7 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
         sections.append({"title": "Beside the paper's published numbers", "text": "Our figures on the sample world next to the paper's on "
                          "real benchmarks, for context only: different data, models thousands of times smaller, 2 CPU cores instead of 64 A100s. "
                          "Motion classes stand in for Kinetics actions, the sample world's captions for MSR-VTT's.",
-                         "tables": [compare_with_paper(ev, gen, cur).round(2)]})
+                         "tables": [compare_with_paper(ev, gen).round(2)]})
     return sections
 
 # %% ../nbs/20_cli.ipynb #47fb4a7a
@@ -291,23 +310,28 @@ def run_pipeline(c: PipelineConfig, progress: bool = True, log=print) -> dict:
     from internvid_nb.curate import run_curation
     out = Path(c.out).absolute()
     with run_lock(out):
+        remove_stale_temp(out)                                      # temp files of atomic writes cut short by a kill
         engine, t0 = c.engine.build(), time.time()
         summary = {"config": asdict(c), "engine": c.engine.kind, "seconds": {}}
+        for name in STAGES:                                          # stages finished earlier and not run now still go in the report
+            if name in c.stages: continue
+            if name == "curate" and (out/"curation"/"summary.json").exists(): summary["curate"] = json.loads((out/"curation"/"summary.json").read_text())
+            elif name != "curate" and (res := _finished(out, name)) is not None: summary[name] = res
         try:
             for name in [s for s in STAGES if s in c.stages and s != "report"]:
                 t1 = time.time()
                 if name == "curate": summary["curate"] = run_curation(read_videos(c.videos), out/"curation", c.curate, progress=progress, log=log, engine=engine)
-                elif _stage_done(out, name): summary[name] = json.loads((out/name/"done.json").read_text())["result"]
+                elif (res := _finished(out, name, _stage_settings(c, name))) is not None: summary[name] = res
                 else:
                     res = {"train": lambda: train_stage(c, out, log), "evaluate": lambda: evaluate_stage(c, out),
                            "generate": lambda: generate_stage(c, out)}[name]()
-                    _mark_done(out, name, {"result": res}); summary[name] = res
+                    _mark_done(out, name, res, _stage_settings(c, name)); summary[name] = res
                 summary["seconds"][name] = round(time.time() - t1, 2)
                 log(f"{name}: done in {summary['seconds'][name]} s")
         finally:
             if c.engine.kind == "ray" and not c.engine.address: engine.shutdown()
         summary["seconds"]["total"] = round(time.time() - t0, 2)
-        if "curate" in summary: summary["clips_per_s"] = round(summary["curate"]["clips_kept"] / max(summary["seconds"]["curate"], 1e-9), 3)
+        if "curate" in summary and "curate" in summary["seconds"]: summary["clips_per_s"] = round(summary["curate"]["clips_kept"] / max(summary["seconds"]["curate"], 1e-9), 3)
         if "report" in c.stages:
             from internvid_nb.demo import write_report
             summary["report"] = str(write_report(out, pipeline_sections(out, summary), title="internvid-nb pipeline report"))
@@ -338,19 +362,24 @@ def _caption_fn(batch: pd.DataFrame, models) -> pd.DataFrame:
     return caption_stage(batch, *models)
 
 def _load_scorers(scorer: str, aesthetic_head: str | None, device: str | None):
-    from internvid_nb.curate import CurateConfig, build_models
-    m = build_models(CurateConfig(scorer=scorer, aesthetic_head=aesthetic_head, device=device, captioner="captioner-tiny"))
-    return m.scorer, m.aesthetic
+    import torch
+    from internvid_nb.viclip import ViCLIP
+    from internvid_nb.filter import ViCLIPScorer, CLIPFrameScorer, LaionAesthetic, TechnicalQuality
+    if scorer.startswith("clip:"): sim = CLIPFrameScorer(scorer[5:], device=device)
+    else: sim = ViCLIPScorer(ViCLIP.from_pretrained(scorer).to(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    return sim, (LaionAesthetic(aesthetic_head, device=device) if aesthetic_head else TechnicalQuality())
 
 def _score_fn(batch: pd.DataFrame, models, caption_col: str) -> pd.DataFrame:
     from internvid_nb.filter import score_stage
     return score_stage(batch, models[0], caption_col, models[1])
 
-def _run_table_stage(a, stage: Stage, table: pd.DataFrame, out: Path, name: str, id_col: str = "clip_id", batch_size: int | None = None) -> int:
-    "Run a stage over a table into out/<name>.parquet (parts in out/parts); report failed items; the exit code."
+def _run_table_stage(a, stage: Stage, table: pd.DataFrame, out: Path, name: str, settings: dict, id_col: str = "clip_id", batch_size: int | None = None) -> int:
+    "Run a stage over a table into out/<name>.parquet (parts in out/parts-<name>); report failed items; the exit code."
     with run_lock(out):
+        remove_stale_temp(out)
         engine = _engine(a)
-        try: res = run_stage(stage, table, out/"parts", id_col=id_col, batch_size=batch_size or a.batch_size, desc=name, progress=not a.no_progress, engine=engine)
+        try: res = run_stage(stage, table, out/f"parts-{name}", id_col=id_col, batch_size=batch_size or a.batch_size, desc=name,
+                             progress=not a.no_progress, engine=engine, settings=settings)
         finally:
             if a.engine == "ray" and not a.ray_address: engine.shutdown()
         if id_col == "clip_id" and len(res):                        # one row per input clip: keep the input's columns, so commands chain
@@ -365,17 +394,17 @@ def _run_table_stage(a, stage: Stage, table: pd.DataFrame, out: Path, name: str,
 def cmd_segment(a) -> int:
     from internvid_nb.segment import SegmentConfig, segment_stage
     sc = SegmentConfig(threshold=a.threshold, min_scene_len=a.min_scene_len)
-    return _run_table_stage(a, Stage(segment_stage, (sc,), name="segment"), read_videos(a.videos), Path(a.out), "clips", "video_id", 1)
+    return _run_table_stage(a, Stage(segment_stage, (sc,), name="segment"), read_videos(a.videos), Path(a.out), "clips", asdict(sc), "video_id", 1)
 
 def cmd_caption(a) -> int:
     t = read_table(a.clips, ["clip_id", "path"])
     st = Stage(_caption_fn, (a.captioner, a.summarizer, a.device), setup=_load_captioners, name="caption", model=True)
-    return _run_table_stage(a, st, t, Path(a.out), "captions")
+    return _run_table_stage(a, st, t, Path(a.out), "captions", {"captioner": a.captioner, "summarizer": a.summarizer})
 
 def cmd_score(a) -> int:
     t = read_table(a.clips, ["clip_id", "path", a.caption_col])
     st = Stage(_ScoreWith(a.caption_col), (a.scorer, a.aesthetic_head, a.device), setup=_load_scorers, name="score", model=True)
-    return _run_table_stage(a, st, t, Path(a.out), "scores")
+    return _run_table_stage(a, st, t, Path(a.out), "scores", {"scorer": a.scorer, "aesthetic_head": a.aesthetic_head, "caption_col": a.caption_col})
 
 @dataclass
 class _ScoreWith:
@@ -507,12 +536,11 @@ def main(argv=None) -> int:
     from internvid_nb.viclip import CheckpointError
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:                                         # every option belongs to the training command (torchrun-ready)
-        from internvid_nb.train import main as train_main
-        return train_main(argv[1:])
-    a = build_parser().parse_args(argv)
+        a = argparse.Namespace(command="train", fn=cmd_train, train_args=argv[1:])
+    else: a = build_parser().parse_args(argv)
     try: return a.fn(a)
     except RunLocked as e: print(f"internvid {a.command}: {e}", file=sys.stderr); return EXIT_LOCKED
-    except (InputError, ModelNotFound, CheckpointError, FileNotFoundError) as e: print(f"internvid {a.command}: {e}", file=sys.stderr); return EXIT_INPUT
+    except (InputError, TableError, ModelNotFound, CheckpointError, FileNotFoundError) as e: print(f"internvid {a.command}: {e}", file=sys.stderr); return EXIT_INPUT
     except KeyboardInterrupt: print(f"internvid {a.command}: interrupted; rerun the same command to resume", file=sys.stderr); return EXIT_INTERRUPTED
     except Exception as e:
         traceback.print_exc()

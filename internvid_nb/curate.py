@@ -12,7 +12,7 @@ import pandas as pd
 from .core import atomic_write
 from .videoio import decode_rows
 import torch
-from .runner import run_stage, run_lock, Stage
+from .runner import run_stage, run_lock, remove_stale_temp, Stage
 from .segment import SegmentConfig, segment_stage
 from .caption import ImageCaptioner, Summarizer, CAPTION_SAMPLINGS, caption_frames, caption_stage, in_batch_order
 from .filter import (ViCLIPScorer, CLIPFrameScorer, LaionAesthetic, TechnicalQuality, SCORE_SAMPLINGS, score_frames,
@@ -87,14 +87,20 @@ def run_curation(videos: pd.DataFrame, out, c: CurateConfig = CurateConfig(), mo
                  progress: bool = True, log=print, engine=None) -> dict:
     "Curate `videos` (video_id, path) into folder `out` on `engine` (default: this process); returns a summary with counts and clips/s per stage."
     out = Path(out)
-    with run_lock(out): return _run_curation(videos, out, c, models, progress, log, engine)
+    with run_lock(out):
+        remove_stale_temp(out)                                      # left by a killed run
+        return _run_curation(videos, out, c, models, progress, log, engine)
 
 def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
-    stages = curation_stages(c, models if engine is None or getattr(engine, "workers", 0) == 1 else None)
+    if models is not None and not (engine is None or getattr(engine, "workers", 0) == 1):
+        raise ValueError("models built in this process cannot be shipped to worker processes or Ray: pass models=None and "
+                         "set their names in the CurateConfig (each worker builds them once)")
+    stages = curation_stages(c, models)
+    model_settings = _model_names(c, models) | {"aesthetic_clip": c.aesthetic_clip if c.aesthetic_head else None}
     t = {}
     t0 = time.time()
     segs = run_stage(stages["segment"], videos[["video_id", "path"]], out/"segments", id_col="video_id",
-                     batch_size=1, desc="segment", progress=progress, engine=engine)
+                     batch_size=1, desc="segment", progress=progress, engine=engine, settings=asdict(c.segment))
     t["segment"] = time.time() - t0
     bad_videos = segs[segs.status != "ok"]
     clips = segs[(segs.status == "ok") & (segs.get("segment", pd.Series("ok", index=segs.index)) == "ok")]
@@ -102,7 +108,7 @@ def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
     log(f"segment: {len(videos)} videos -> {len(segs) - len(bad_videos)} clips, {len(clips)} kept, {len(bad_videos)} videos failed")
     t0 = time.time()
     cur = run_stage(stages["caption_score"], clips[["clip_id", "path", "start", "end"]], out/"curate", batch_size=c.batch_size,
-                    desc="caption+score", progress=progress, engine=engine)
+                    desc="caption+score", progress=progress, engine=engine, settings=model_settings)
     t["caption_score"] = time.time() - t0
     table = clips.merge(cur, on="clip_id", how="left")
     table["caption"] = table["caption_summary"]

@@ -73,7 +73,12 @@ class RayEngine:
                                 concurrency=min(n, len(chunks)), num_cpus=self.cpus_per_worker, num_gpus=g)
         else:
             ds = ds.map_batches(_chunk_task, fn_args=(stage, id_col), batch_size=1, num_cpus=self.cpus_per_worker)
-        for b in ds.iter_batches(batch_size=None): bar.update(int(np.sum(b["n"])))
+        try:
+            for b in ds.iter_batches(batch_size=None): bar.update(int(np.sum(b["n"])))
+        except Exception as e:                                       # Ray wraps a worker's exception: raise the worker's own
+            cause = getattr(e, "cause", None) or getattr(getattr(e, "__cause__", None), "cause", None)
+            if isinstance(cause, Exception): raise cause from e
+            raise
 
     @staticmethod
     def shutdown():

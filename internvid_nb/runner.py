@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_runner.ipynb #ebc2b4c9
 from __future__ import annotations
-import fcntl, os, pickle, socket, time, traceback
+import fcntl, hashlib, json, os, pickle, socket, time, traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 from .schema import write_parquet, read_parquet
 
 # %% auto #0
-__all__ = ['read_parts', 'Stage', 'as_stage', 'LocalEngine', 'run_stage', 'RunLocked', 'run_lock']
+__all__ = ['read_parts', 'Stage', 'as_stage', 'LocalEngine', 'TableError', 'run_stage', 'RunLocked', 'run_lock',
+           'remove_stale_temp']
 
 # %% ../nbs/07_runner.ipynb #59aa2d7b
 def _error_row(row: pd.Series, id_col: str, e: BaseException) -> dict:
@@ -66,12 +67,17 @@ def _run_chunk(fn: Callable, rows: pd.DataFrame, id_col: str, path) -> int:
     return len(rows)
 
 # %% ../nbs/07_runner.ipynb #fd86f1ec
+def _part_name(rows: pd.DataFrame, id_col: str) -> str:
+    "Position of the first row, then a digest of the batch's ids: unique even when the table changed between runs."
+    digest = hashlib.sha1("\0".join(map(str, rows[id_col])).encode()).hexdigest()[:10]
+    return f"part-{rows.index[0]:08d}-{digest}.parquet"
+
 def _todo_chunks(table: pd.DataFrame, done_ids: set, id_col: str, batch_size: int, out_dir: Path) -> list[tuple[pd.DataFrame, Path]]:
     chunks = []
     for s in range(0, len(table), batch_size):
         rows = table.iloc[s:s + batch_size]
         rows = rows[~rows[id_col].isin(done_ids)]
-        if len(rows): chunks.append((rows, out_dir/f"part-{rows.index[0]:08d}.parquet"))
+        if len(rows): chunks.append((rows, out_dir/_part_name(rows, id_col)))
     return chunks
 
 _WORKER: dict = {}
@@ -79,9 +85,16 @@ _WORKER: dict = {}
 def _init_worker(stage: Stage, threads: int | None) -> None:
     if threads:
         import torch; torch.set_num_threads(threads)
-    _WORKER["fn"] = stage.bind()
+    try: _WORKER["fn"] = stage.bind()
+    except Exception as e: _WORKER["error"] = e                      # raised with its own type by the first batch, not a BrokenProcessPool
 
-def _pool_chunk(rows: pd.DataFrame, id_col: str, path) -> int: return _run_chunk(_WORKER["fn"], rows, id_col, path)
+def _pool_chunk(rows: pd.DataFrame, id_col: str, path) -> int:
+    if "error" in _WORKER: raise _WORKER["error"]
+    return _run_chunk(_WORKER["fn"], rows, id_col, path)
+
+def _cores() -> int:
+    try: return len(os.sched_getaffinity(0))                          # the cores this process may use (containers, taskset)
+    except AttributeError: return os.cpu_count() or 1
 
 @dataclass
 class LocalEngine:
@@ -97,7 +110,7 @@ class LocalEngine:
             return
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads or max(1, _cores() // self.workers)
         with ProcessPoolExecutor(min(self.workers, len(chunks)), mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(stage, threads)) as pool:
             futs = [pool.submit(_pool_chunk, rows, id_col, path) for rows, path in chunks]
@@ -108,14 +121,31 @@ class LocalEngine:
                 raise
 
 # %% ../nbs/07_runner.ipynb #e3815f7c
+class TableError(ValueError):
+    "A table, or an output folder, that a stage cannot run on."
+
+def _check_settings(out_dir: Path, settings: dict | None) -> None:
+    if settings is None: return
+    f, want = out_dir/"settings.json", json.loads(json.dumps(settings, default=str))
+    if f.exists():
+        have = json.loads(f.read_text())
+        if have != want:
+            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            raise TableError(f"{out_dir} holds results made with other settings ({', '.join(f'{k}: {have.get(k)!r} -> {want.get(k)!r}' for k in diff[:4])}); "
+                             "use another output folder, or delete this one to start over")
+    elif not any(out_dir.glob("part-*.parquet")):
+        from internvid_nb.core import atomic_write
+        with atomic_write(f, "w") as fh: json.dump(want, fh, indent=1)
+
 def run_stage(stage: Callable[[pd.DataFrame], pd.DataFrame] | Stage, table: pd.DataFrame, out_dir, id_col: str = "clip_id",
-              batch_size: int = 16, desc: str | None = None, progress: bool = True, engine=None) -> pd.DataFrame:
-    "Run `stage` over `table` in batches on `engine` (default: this process), resuming from the parts in `out_dir`; returns all results in table order."
+              batch_size: int = 16, desc: str | None = None, progress: bool = True, engine=None, settings: dict | None = None) -> pd.DataFrame:
+    "Run `stage` over `table` in batches on `engine` (default: this process), resuming from the parts in `out_dir`; returns the table's results in table order."
     stage, engine = as_stage(stage), engine or LocalEngine()
     out_dir = Path(out_dir).absolute(); out_dir.mkdir(parents=True, exist_ok=True)
     table = table.reset_index(drop=True)                             # part names come from row positions, whatever the index
-    if id_col not in table: raise ValueError(f"the table has no {id_col!r} column")
-    if table[id_col].duplicated().any(): raise ValueError(f"{id_col} has duplicates: {table[id_col][table[id_col].duplicated()].tolist()[:5]}")
+    if id_col not in table: raise TableError(f"the table has no {id_col!r} column")
+    if table[id_col].duplicated().any(): raise TableError(f"{id_col} has duplicates: {table[id_col][table[id_col].duplicated()].tolist()[:5]}")
+    _check_settings(out_dir, settings)
     done = read_parts(out_dir)
     done_ids = set(done[id_col]) if len(done) else set()
     chunks = _todo_chunks(table, done_ids, id_col, batch_size, out_dir)
@@ -123,8 +153,10 @@ def run_stage(stage: Callable[[pd.DataFrame], pd.DataFrame] | Stage, table: pd.D
     with tqdm(total=len(table), initial=len(table) - todo, desc=desc or stage.label, disable=not progress) as bar:
         engine.run(stage, chunks, id_col, bar)
     res = read_parts(out_dir)
+    if not len(res): return res
     order = {k: i for i, k in enumerate(table[id_col])}
-    return res.iloc[res[id_col].map(order).argsort(kind="stable")].reset_index(drop=True) if len(res) else res
+    res = res[res[id_col].isin(order)]
+    return res.iloc[res[id_col].map(order).argsort(kind="stable")].reset_index(drop=True)
 
 # %% ../nbs/07_runner.ipynb #1433b39c
 class RunLocked(RuntimeError):
@@ -144,3 +176,11 @@ def run_lock(folder) -> Iterator[Path]:
         yield folder
     finally:
         f.close()                                                    # closing the file releases the lock
+
+def remove_stale_temp(folder) -> int:
+    "Delete the temp files of atomic writes that a killed run left under `folder` (call it while holding the folder's lock)."
+    n = 0
+    for p in Path(folder).rglob(".*.tmp"):
+        try: p.unlink(); n += 1
+        except FileNotFoundError: pass
+    return n

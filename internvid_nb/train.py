@@ -294,6 +294,7 @@ def main(argv=None) -> int:
     "Command line for ViCLIP training (works under torchrun)."
     ap = argparse.ArgumentParser(prog="internvid-train-viclip", description="Train ViCLIP on a clips table.")
     ap.add_argument("--clips", help="parquet clips table with path and caption (default: the sample world's train split)")
+    ap.add_argument("--caption-col", default="caption", help="caption column of --clips (default caption; caption_summary for curated tables)")
     ap.add_argument("--val", help="parquet clips table for validation recall")
     ap.add_argument("--out", required=True, help="run folder: last.pt checkpoints and the final model")
     ap.add_argument("--config", default="tiny", help="tiny, B/16 or L/14")
@@ -312,7 +313,10 @@ def main(argv=None) -> int:
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     from internvid_nb.schema import read_parquet
     from internvid_nb.sampleworld import load_world
-    if a.clips: table = read_parquet(a.clips)
+    if a.clips:
+        table = read_parquet(a.clips)
+        if a.caption_col not in table: ap.error(f"{a.clips}: no caption column {a.caption_col!r} (choose one with --caption-col); it has {list(table.columns)}")
+        table = table.assign(caption=table[a.caption_col])
     else: w = load_world(); table = w.clips[w.clips.split == "train"]
     torch.manual_seed(a.seed)
     model = (ViCLIP.from_pretrained(a.init) if a.init else ViCLIP.from_clip(a.init_clip) if a.init_clip else ViCLIP(a.config))

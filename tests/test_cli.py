@@ -68,7 +68,17 @@ def test_missing_input_and_bad_config_exit_4_naming_the_cause(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text('videos = "v.parquet"\n[engine]\nkindd = "ray"\n')
     assert main(["pipeline", str(tmp_path / "bad.toml")]) == EXIT_INPUT
     assert "unknown setting(s) in [engine]: ['kindd']" in capsys.readouterr().err
+    (tmp_path / "bad2.toml").write_text('videos = "v.parquet"\n[engine]\nworkers = "2"\n')
+    assert main(["pipeline", str(tmp_path / "bad2.toml")]) == EXIT_INPUT
+    assert "[engine] workers = '2': expected int" in capsys.readouterr().err
     assert main(["evaluate", "--model", "no-such-model", "--out", str(tmp_path / "e")]) == EXIT_INPUT
+    assert "no-such-model: no such file or folder" in capsys.readouterr().err
+    # a model that cannot load in a worker process exits 4 and names it, as in-process
+    world_raw = repo_root() / "data_samples" / "sample_world" / "raw_videos.parquet"
+    assert main(["segment", str(world_raw), "--out", str(tmp_path / "seg"), "--min-scene-len", "8", "--no-progress"]) == 0
+    clips = tmp_path / "seg" / "clips.parquet"
+    assert main(["caption", str(clips), "--captioner", "no-such-captioner", "--workers", "2", "--out", str(tmp_path / "cap"), "--no-progress"]) == EXIT_INPUT
+    assert "no-such-captioner" in capsys.readouterr().err
 
 
 def test_kill_9_at_several_points_then_rerun_gives_identical_outputs_and_the_lock_refuses_a_second_run(tmp_path, world):
@@ -88,16 +98,20 @@ def test_kill_9_at_several_points_then_rerun_gives_identical_outputs_and_the_loc
         deadline = time.time() + 300
         while len(list((out / folder).glob(pattern))) < parts and time.time() < deadline and p.poll() is None: time.sleep(0.005)
         time.sleep(rng.uniform(0, 0.2))                                           # a random moment after the point
-        if k == 0:                                                                # a second run on the same folder is refused, not interleaved
+        if k == 2:                                                                # a second run on the same folder is refused, not interleaved
             second = _pipeline(cfg, out)
             assert second.returncode == EXIT_LOCKED and "is in use by another run (pid" in second.stderr, second.stderr[-2000:]
         assert p.poll() is None, f"the run ended before kill point {k}"
         os.kill(p.pid, signal.SIGKILL); p.wait()
+        # where the kill landed: the stage of the kill point was not finished
+        curate_parts = len(list((out / "curation" / "curate").glob("part-*.parquet")))
+        if k == 0: assert curate_parts == 0, curate_parts
+        if k in (1, 2): assert not (out / "curation" / "clips.parquet").exists()
         assert not (out / "generate" / "done.json").exists()
         r = _pipeline(cfg, out)                                                   # the lock died with the killed process
         assert r.returncode == 0, r.stderr[-3000:]
         _same(_outputs(out), whole)
-        assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
+        assert not list(out.rglob(".*.tmp"))                                      # temp files of a cut write are cleaned
 
 
 @pytest.fixture
