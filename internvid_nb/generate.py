@@ -36,6 +36,7 @@ class T2VConfig:
     attention_head_dim: int = 8
     norm_num_groups: int = 16
     text_encoder: str = "viclip-tiny"      # embedded ViCLIP name or folder, or "clip:<local CLIP folder or HF id>"
+    text_tokens: str = "final"             # "final": the encoder's last states; "final+embeddings": followed by the input token embeddings
     prediction_type: str = "sample"         # x0: an undertrained model gives smooth videos, not leftover noise
     beta_schedule: str = "squaredcos_cap_v2"
     train_timesteps: int = 1000
@@ -47,6 +48,7 @@ T2V_CONFIGS = {
                       down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
                       up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
                       attention_head_dim=8, norm_num_groups=32),
+    "tiny-emb": T2VConfig(name="t2v-tiny-emb", text_tokens="final+embeddings"),   # the condition keeps every digit word (see below)
 }
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -62,8 +64,9 @@ def unpatchify(z: torch.Tensor, p: int) -> torch.Tensor:
 # %% ../nbs/17_generate.ipynb #cc36f91c
 class TextEncoder:
     "Frozen text encoder: texts -> token states [B, L, D]."
-    def __init__(self, name: str = "viclip-tiny", device: str | torch.device = "cpu"):
-        self.name, self.device = name, torch.device(device)
+    def __init__(self, name: str = "viclip-tiny", device: str | torch.device = "cpu", tokens: str = "final"):
+        if tokens not in ("final", "final+embeddings"): raise ValueError(f"text tokens {tokens!r}: use 'final' or 'final+embeddings'")
+        self.name, self.device, self.tokens = name, torch.device(device), tokens
         if name.startswith("clip:"):
             from transformers import CLIPTextModel, CLIPTokenizer
             from internvid_nb.caption import resolve_model
@@ -82,11 +85,16 @@ class TextEncoder:
         texts = list(texts)
         if self.name.startswith("clip:"):
             t = self.tok(texts, padding="max_length", truncation=True, max_length=self.tok.model_max_length, return_tensors="pt")
-            return self.model(input_ids=t.input_ids.to(self.device), attention_mask=t.attention_mask.to(self.device)).last_hidden_state
-        enc = self.model.text_encoder
-        ids = self.model.tokenize(texts).to(self.device)
-        x = enc.token_embedding(ids) + enc.positional_embedding[:ids.shape[1]]
-        return enc.ln_final(enc.transformer(x, causal=True))
+            ids = t.input_ids.to(self.device)
+            out = self.model(input_ids=ids, attention_mask=t.attention_mask.to(self.device)).last_hidden_state
+            emb = self.model.get_input_embeddings()
+        else:
+            enc = self.model.text_encoder
+            ids = self.model.tokenize(texts).to(self.device)
+            out = enc.ln_final(enc.transformer(enc.token_embedding(ids) + enc.positional_embedding[:ids.shape[1]], causal=True))
+            emb = enc.token_embedding
+        if self.tokens == "final+embeddings": out = torch.cat([out, emb(ids)], 1)   # [B, 2L, D]: the words as they came in, beside the context
+        return out
 
 # %% ../nbs/17_generate.ipynb #acd921d9
 class TextToVideo:
@@ -95,7 +103,7 @@ class TextToVideo:
         from diffusers import UNet3DConditionModel
         self.config = copy.deepcopy(T2V_CONFIGS[config] if isinstance(config, str) else config)
         self.device = torch.device(device)
-        self.text = TextEncoder(self.config.text_encoder, self.device)
+        self.text = TextEncoder(self.config.text_encoder, self.device, self.config.text_tokens)
         c = self.config
         ch = 3 * c.patch ** 2
         self.unet = unet or UNet3DConditionModel(

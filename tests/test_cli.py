@@ -12,8 +12,8 @@ CLI = [sys.executable, "-m", "internvid_nb.cli"]
 SUBCOMMANDS = ("segment", "caption", "score", "select", "export", "evaluate", "generate", "pipeline")
 
 
-def _config(tmp_path, world, n_videos=3, **engine) -> Path:
-    "A small pipeline config: the first raw videos, batches of 4 clips, two short generations."
+def _config(tmp_path, world, n_videos=3, batch_size=4, **engine) -> Path:
+    "A small pipeline config: the first raw videos, small batches of clips, two short generations."
     world.raw[["video_id", "path"]].head(n_videos).to_parquet(tmp_path / "videos.parquet")
     eng = "".join(f"{k} = {json.dumps(v)}\n" for k, v in engine.items())
     (tmp_path / "p.toml").write_text(f"""videos = "videos.parquet"
@@ -21,7 +21,7 @@ out = "run"
 stages = ["curate", "generate", "report"]
 [engine]
 {eng}[curate]
-batch_size = 4
+batch_size = {batch_size}
 [curate.segment]
 min_scene_len = 8
 [generate]
@@ -82,25 +82,27 @@ def test_missing_input_and_bad_config_exit_4_naming_the_cause(tmp_path, capsys):
 
 
 def test_kill_9_at_several_points_then_rerun_gives_identical_outputs_and_the_lock_refuses_a_second_run(tmp_path, world):
-    cfg = _config(tmp_path, world)
+    cfg = _config(tmp_path, world, batch_size=2)                              # 2 clips per batch: several batches to be killed among
     r = _pipeline(cfg, tmp_path / "whole")
     assert r.returncode == 0, r.stderr[-3000:]
     whole = _outputs(tmp_path / "whole")
     n = len(whole["clips"])
     assert n > 8 and whole["clips"].clip_id.is_unique and (tmp_path / "whole" / "index.html").exists()
     rng = random.Random(7)
-    # kill points: while segmenting, while captioning (after 1 and 2 of the clip batches), while generating
-    points = [("curation/segments", 1), ("curation/curate", 1), ("curation/curate", 2), ("generate", 1)]
+    # kill points: while segmenting, while captioning (after 1 and 3 of the clip batches), while generating, and
+    # wherever the run is after a second run on the same folder was refused
+    points = [("curation/segments", 1), ("curation/curate", 1), ("curation/curate", 3), ("curation", 1), ("curation/segments", 1)]
     for k, (folder, parts) in enumerate(points):
         out = tmp_path / f"killed{k}"
         p = subprocess.Popen([*CLI, "pipeline", str(cfg), "--out", str(out), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        pattern = "*.gif" if folder == "generate" else "part-*.parquet"
+        pattern = "summary.json" if folder == "curation" else "part-*.parquet"       # curation/summary.json: curation done, generation next
         deadline = time.time() + 300
         while len(list((out / folder).glob(pattern))) < parts and time.time() < deadline and p.poll() is None: time.sleep(0.005)
-        time.sleep(rng.uniform(0, 0.2))                                           # a random moment after the point
-        if k == 2:                                                                # a second run on the same folder is refused, not interleaved
-            second = _pipeline(cfg, out)
+        time.sleep(rng.uniform(0, 0.1))                                           # a random moment after the point
+        if k == 4:                                                                # a second run on the same folder is refused, not interleaved
+            second = _pipeline(cfg, out)                                          # (it takes seconds, so this kill lands anywhere later)
             assert second.returncode == EXIT_LOCKED and "is in use by another run (pid" in second.stderr, second.stderr[-2000:]
+            if p.poll() is not None: continue                                     # the first run finished meanwhile: nothing to kill
         assert p.poll() is None, f"the run ended before kill point {k}"
         os.kill(p.pid, signal.SIGKILL); p.wait()
         # where the kill landed: the stage of the kill point was not finished

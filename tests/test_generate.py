@@ -73,6 +73,25 @@ def test_save_and_load_give_the_same_videos(tmp_path):
     with pytest.raises(FileNotFoundError, match="t2v.json"): TextToVideo.from_pretrained(tmp_path/"nothing")
 
 
+def test_condition_with_token_embeddings_trains_saves_and_loads(tmp_path):
+    "tiny-emb hands the U-Net the final text states followed by the input token embeddings, which keep every digit word."
+    pipe = TextToVideo("tiny-emb")
+    states = pipe.encode(P)
+    base = TextToVideo("tiny").encode(P)
+    L = base.shape[1]
+    assert states.shape == (2, 2 * L, base.shape[2]) and torch.equal(states[:, :L], base)
+    d1, d7 = TextToVideo("tiny-emb").encode(["a red digit 1 moves up on a black background", "a red digit 7 moves up on a black background"])
+    assert not torch.equal(d1[L:], d7[L:]) and torch.equal(d1[L:L + 4], d7[L:L + 4])    # only the digit's own embedding differs there
+    vids = np.zeros((2, 8, 32, 32, 3), np.uint8); vids[0, :, 8:24, 8:24] = 255
+    h = train_t2v(pipe, P, vids, T2VTrainConfig(steps=2, batch_size=2, log_every=1), log=lambda s: None)
+    assert len(h) == 2 and np.isfinite(h[-1]["loss"])
+    pipe.save_pretrained(tmp_path/"m")
+    again = TextToVideo.from_pretrained(tmp_path/"m")
+    assert again.config.text_tokens == "final+embeddings"
+    assert np.array_equal(pipe(P[:1], steps=2)[0], again(P[:1], steps=2)[0])
+    with pytest.raises(ValueError, match="text tokens"): TextToVideo(__import__("dataclasses").replace(pipe.config, text_tokens="mean"))
+
+
 def test_digit_classifier_reads_rendered_digits(metrics):
     from internvid_nb.sampleworld import render_clip, make_object
     rng = np.random.default_rng(1)
