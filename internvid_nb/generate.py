@@ -19,7 +19,7 @@ __all__ = ['T2V_CONFIGS', 'T2V_TINY_RECIPE', 'T2VConfig', 'patchify', 'unpatchif
            'load_modelscope', 'video_tensor', 't2v_train_set', 'world_aes_set', 'T2VTrainConfig', 'train_t2v',
            'train_t2v_tiny', 'T2VLivePlot', 'DigitFeatures', 'TorchScriptFeatures', 'frechet_distance',
            'inception_score', 'bootstrap_ci', 'GenerationMetrics', 'metrics_table', 'permutation_chance',
-           'world_generation_report', 'Gallery', 'strip_figure']
+           'background_accuracy', 'world_generation_report', 'Gallery', 'strip_figure']
 
 # %% ../nbs/17_generate.ipynb #d4a71805
 @dataclass
@@ -121,8 +121,9 @@ class TextToVideo:
     def scheduler(self, kind: str = "ddim"):
         from diffusers import DDPMScheduler, DDIMScheduler
         cls = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}[kind]
+        extra = {"timestep_spacing": "trailing"} if kind == "ddim" else {}   # sampling starts at the last step: see below
         return cls(num_train_timesteps=self.config.train_timesteps, beta_schedule=self.config.beta_schedule,
-                   prediction_type=self.config.prediction_type, clip_sample=True)
+                   prediction_type=self.config.prediction_type, clip_sample=True, **extra)
 
     def encode(self, prompts: Sequence[str]) -> torch.Tensor: return self.text(list(prompts))
 
@@ -229,6 +230,7 @@ class T2VTrainConfig:
     ema: float = 0.0              # decay of an exponential moving average of the weights, used for sampling (0: off)
     cosine: bool = False          # cosine decay of the learning rate to zero at `steps` (after the warm-up)
     snr_gamma: float = 0.0        # > 0: x0 target: weight 1 + SNR(t) (the v-loss's) capped at gamma; epsilon, v: min-SNR-gamma
+    amp: bool = False             # bfloat16 autocast of the U-Net's forward pass on CUDA (weights, optimizer, EMA stay float32)
 
 def _encode_unique(pipe: TextToVideo, captions: Sequence[str], batch: int = 256) -> tuple[torch.Tensor, np.ndarray]:
     uniq, inv = np.unique(np.asarray(list(captions) + [""], dtype=object).astype(str), return_inverse=True)
@@ -286,7 +288,9 @@ def train_t2v(pipe: TextToVideo, captions: Sequence[str], videos: np.ndarray, c:
         noisy = sched.add_noise(x, noise, t)
         pt = pipe.config.prediction_type
         target = noise if pt == "epsilon" else x if pt == "sample" else sched.get_velocity(x, noise, t)
-        err = (unet(noisy, t, encoder_hidden_states=cond).sample.float() - target).pow(2).flatten(1).mean(1)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=c.amp and dev.type == "cuda"):
+            pred = unet(noisy, t, encoder_hidden_states=cond).sample
+        err = (pred.float() - target).pow(2).flatten(1).mean(1)
         if c.snr_gamma:
             snr = (lambda a: a / (1 - a))(sched.alphas_cumprod.to(dev)[t])
             if pt == "sample": err = err * (1 + snr).clamp(max=c.snr_gamma)
@@ -548,6 +552,22 @@ def permutation_chance(pred: np.ndarray, truth: np.ndarray, rounds: int = 5000, 
     acc = (pred == truth).mean()
     return float(perm.mean() * 100), float((1 + (perm >= acc).sum()) / (1 + rounds))
 
+def background_accuracy(real: Sequence[np.ndarray], fake: Sequence[np.ndarray], prompts: Sequence[str]) -> dict:
+    """Does the background have the prompted colour? Each video's border colour (median over frames) goes to the nearest
+    of the real clips' mean border colours per background word of the prompts; % of videos given their prompt's word."""
+    import re
+    words = [(m.group(1) if (m := re.search(r"on an? (\w+) background", p)) else None) for p in prompts]
+    keep = [i for i, w in enumerate(words) if w]
+    if not keep: return {}
+    border = lambda v: np.median(np.concatenate([v[:, 0], v[:, -1], v[:, :, 0], v[:, :, -1]], 1).reshape(-1, 3).astype(float), 0)
+    names = sorted({words[i] for i in keep})
+    ref = np.stack([np.mean([border(real[i]) for i in keep if words[i] == n], 0) for n in names])
+    out = {}
+    for kind, vids in (("real", real), ("generated", fake)):
+        got = [names[int(np.argmin(((ref - border(vids[i])) ** 2).sum(1)))] for i in keep]
+        out[f"{kind} background accuracy"] = float(np.mean([g == words[i] for g, i in zip(got, keep)]) * 100)
+    return out
+
 def world_generation_report(pipe: TextToVideo, n_test: int = 200, steps: int = 25, guidance: float = 3.0, seed: int = 0,
                             metrics: GenerationMetrics | None = None, folder=None) -> dict:
     "Generate for held-out sample-world prompts; digit accuracy, zero-shot motion, FID/FVD/IS/CLIPSIM with reference rows."
@@ -575,6 +595,7 @@ def world_generation_report(pipe: TextToVideo, n_test: int = 200, steps: int = 2
         out[f"{kind} motion top-1"] = z["top1"]; out[f"{kind} motion per class"] = z["per_class"]
         pred = (emb.float() @ torch.as_tensor(cls_emb).float().T).argmax(1).numpy()
         out[f"{kind} motion chance"], out[f"{kind} motion p"] = permutation_chance(pred, y_motion)
+    out.update(background_accuracy(real, fake, prompts))
     out["rows"] = metrics.compare(real, fake, prompts, pipe.name) + metrics.reference_rows(real, prompts)
     out["videos"] = fake; out["real"] = real; out["prompt_list"] = prompts
     return out

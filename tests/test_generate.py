@@ -195,3 +195,31 @@ def test_save_pretrained_swaps_the_whole_folder(tmp_path):
     q = TextToVideo.from_pretrained(tmp_path/"m")
     assert (tmp_path/"m"/"training.json").exists() and next(q.unet.parameters()).dtype == torch.float32
     assert np.array_equal(q(P[:1], steps=2)[0], p(P[:1], steps=2)[0])
+
+
+def _border(v):
+    return np.median(np.concatenate([v[:, 0], v[:, -1], v[:, :, 0], v[:, :, -1]], 1).reshape(-1, 3).astype(float), 0)
+
+
+def test_sampling_starts_from_pure_noise_and_the_background_follows_the_prompt():
+    # DDIM with 'leading' spacing starts at t=950, where the shipped model still reads the (absent) image from the
+    # noise and draws every background gray; from t=999 the prompt decides it.
+    pipe = TextToVideo.from_pretrained("t2v-tiny")
+    s = pipe.scheduler("ddim"); s.set_timesteps(20)
+    assert int(s.timesteps[0]) == pipe.config.train_timesteps - 1
+    words = ["gray", "navy", "brown", "black"]
+    v = pipe([f"a yellow digit 3 stays still on a {w} background" for w in words], steps=10, seed=0)
+    gray, navy, brown, black = (_border(x) for x in v)
+    assert navy[2] > navy[0] + 40 and brown[0] > brown[2] + 30, (navy, brown)
+    assert black.max() < 40 < gray.min() and np.ptp(gray) < 15, (black, gray)
+
+
+def test_background_accuracy_scores_the_border_colour():
+    from internvid_nb.generate import background_accuracy
+    cols = {"gray": (94, 93, 94), "navy": (19, 30, 88), "brown": (77, 47, 24), "black": (2, 1, 2)}
+    prompts = [f"a red digit 1 stays still on a {w} background" for w in cols] * 2
+    real = [np.broadcast_to(np.array(cols[p.split()[-2]], np.uint8), (8, 32, 32, 3)).copy() for p in prompts]
+    for r in real: r[:, 12:20, 12:20] = (200, 0, 0)                    # the digit does not count
+    got = background_accuracy(real, [np.full((8, 32, 32, 3), 94, np.uint8)] * len(prompts), prompts)
+    assert got == {"real background accuracy": 100.0, "generated background accuracy": 25.0}
+    assert background_accuracy(real, real, ["a red digit 1 stays still"] * len(real)) == {}
