@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_cli.ipynb #58bb8dd9
 from __future__ import annotations
-import argparse, dataclasses, json, os, sys, time, tomllib, typing
+import argparse, dataclasses, hashlib, json, os, shutil, sys, time, tomllib, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -57,7 +57,7 @@ def read_videos(source) -> pd.DataFrame:
         if "video_id" not in t: t["video_id"] = [Path(x).stem for x in t.path]
     dup = t[t.video_id.duplicated(keep=False)]
     if len(dup):
-        first = dup.groupby("video_id").path.apply(list).iloc[0]
+        first = dup[dup.video_id == dup.video_id.iloc[0]].path.tolist()    # the files of the id named in the message
         raise InputError(f"{p}: {dup.video_id.nunique()} video id(s) name several files, e.g. {dup.video_id.iloc[0]!r}: {first}; "
                          "give each video a unique video_id (a table with a video_id column)")
     return t
@@ -211,7 +211,14 @@ def train_stage(c: PipelineConfig, out: Path, log=print) -> dict:
     steps_per_epoch = len(data) // t.batch_size
     tc = TrainConfig(epochs=t.steps / steps_per_epoch, batch_size=t.batch_size, lr=t.lr, masking_prob=t.masking_prob,
                      unmasked_epochs=0, warmup_epochs=0, seed=t.seed, ckpt_every=5, log_every=5, hflip=False)
-    hist = train(model, data, tc, out/"train"/"run", log=log)
+    run = out/"train"/"run"
+    settings = {"stage": _stage_settings(c, "train"),          # the settings and the clips the checkpoint belongs to
+                "clips": hashlib.sha1("\0".join(table.clip_id.astype(str) + "\t" + table.caption.astype(str)).encode()).hexdigest()}
+    f = run/"settings.json"
+    if run.exists() and (not f.exists() or json.loads(f.read_text()) != settings):
+        log(f"train: {run} holds a run of other settings or clips; starting a fresh run"); shutil.rmtree(run)
+    with atomic_write(f, "w") as fh: json.dump(settings, fh, indent=1)
+    hist = train(model, data, tc, run, log=log)
     model.save_pretrained(out/"train"/"final")
     return {"clips": len(data), "steps": t.steps, "batch_size": t.batch_size, "last": hist[-1] if hist else {}}
 
@@ -225,6 +232,7 @@ def evaluate_stage(c: PipelineConfig, out: Path) -> list[dict]:
     from internvid_nb.filter import ViCLIPScorer
     model = ViCLIPScorer(ViCLIP.from_pretrained(name), name="trained (pipeline)" if e.model == "trained" else e.model)
     w = load_world(e.world or None)
+    if e.split not in set(w.clips.split): raise InputError(f"split {e.split!r} is not in the sample world; it has {sorted(set(w.clips.split))}")
     clips = w.clips[(w.clips.split == e.split) & (w.clips.defect == "")]
     res = evaluate_world(model, clips, f"sample world {e.split} ({len(clips)} clips)")
     save_results(res, out/"evaluate"/"results.json")
@@ -416,6 +424,7 @@ def cmd_select(a) -> int:
     from internvid_nb.filter import find_duplicates, subset_random, subset_div, subset_flt, subset_aes
     t = read_table(a.table, ["clip_id"])
     if "status" in t: t = t[t.status == "ok"]
+    if not len(t): raise InputError(f"{a.table}: no clip with status ok")
     if a.dedupe and "video_emb" in t:
         t = t.assign(dup_of=find_duplicates(np.stack(t.video_emb), list(t.clip_id), a.dup_threshold)); t = t[t.dup_of == ""]
     need = {"flt": ["sim_score", "start", "end"], "aes": ["aes_score"], "div": ["video_id"], "random": []}[a.subset]
@@ -429,13 +438,18 @@ def cmd_select(a) -> int:
     return EXIT_OK
 
 def cmd_export(a) -> int:
-    from internvid_nb.schema import write_internvid_jsonl
+    from internvid_nb.schema import write_internvid_jsonl, row_to_internvid_record
     from internvid_nb.export import write_shards
-    t = read_table(a.table, ["clip_id", "path", a.caption_col])
+    t = read_table(a.table, ["clip_id", "video_id", "path", "start", "end", a.caption_col])     # what the jsonl records need
+    recs = t.assign(caption=t[a.caption_col])
     errors: list[str] = []
+    ok = []
+    for i, row in enumerate(recs.to_dict("records")):                # a row that cannot convert is an error naming its clip, not a crash
+        try: row_to_internvid_record(row); ok.append(i)
+        except Exception as e: errors.append(f"{row.get('clip_id')}: {type(e).__name__}: {e}")
     with run_lock(a.out):
-        write_internvid_jsonl(t.assign(caption=t[a.caption_col]), Path(a.out)/"internvid.jsonl")
-        shards = write_shards(t, Path(a.out)/"shards", a.shard_size, caption_col=a.caption_col, errors=errors)
+        write_internvid_jsonl(recs.iloc[ok], Path(a.out)/"internvid.jsonl")
+        shards = write_shards(t.iloc[ok], Path(a.out)/"shards", a.shard_size, caption_col=a.caption_col, errors=errors)
     for e in errors: print(f"failed: {e}", file=sys.stderr)
     print(f"export: {len(t)} clips -> internvid.jsonl and {len(shards)} shard(s) in {a.out}; {len(errors)} failed")
     return EXIT_ITEMS_FAILED if errors else EXIT_OK
@@ -470,6 +484,9 @@ def cmd_pipeline(a) -> int:
     c = load_config(a.config, ov)
     s = run_pipeline(c, progress=not a.no_progress)
     cur = s.get("curate", {})
+    for vid, err in cur.get("video_errors", []): print(f"failed: video {vid}: {err}", file=sys.stderr)
+    for cid, err in cur.get("clip_errors", []): print(f"failed: clip {cid}: {err}", file=sys.stderr)
+    for err in cur.get("export_errors", []): print(f"failed: export {err}", file=sys.stderr)
     print(f"pipeline: {json.dumps(s['seconds'])}; report: {s.get('report', '-')}")
     return EXIT_ITEMS_FAILED if cur.get("clip_errors") or cur.get("videos_failed") or cur.get("export_errors") else EXIT_OK
 
@@ -504,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dup-threshold", type=float, default=0.9999, help="cosine similarity of near-duplicates (default 0.9999)")
     p.add_argument("--seed", type=int, default=0, help="random seed of div and random"); p.set_defaults(fn=cmd_select)
     p = sub.add_parser("export", help="InternVid jsonl and WebDataset shards", description="Writes OUT/internvid.jsonl and OUT/shards/*.tar.")
-    p.add_argument("table", help="clips table with clip_id, path and a caption column"); p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("table", help="clips table with clip_id, video_id, path, start, end (seconds) and a caption column"); p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--caption-col", default="caption", help="caption column (default caption)")
     p.add_argument("--shard-size", type=int, default=1000, help="clips per shard (default 1000)"); p.set_defaults(fn=cmd_export)
     p = sub.add_parser("train", help="train ViCLIP (works under torchrun); options: internvid train --help", add_help=False,

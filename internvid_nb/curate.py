@@ -91,6 +91,10 @@ def run_curation(videos: pd.DataFrame, out, c: CurateConfig = CurateConfig(), mo
         remove_stale_temp(out)                                      # left by a killed run
         return _run_curation(videos, out, c, models, progress, log, engine)
 
+def _with_columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    "`df` with empty (object) columns added for the missing `cols`, so merges and selections work when no row made it."
+    return df.assign(**{k: pd.Series([None] * len(df), index=df.index, dtype=object) for k in cols if k not in df})
+
 def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
     if models is not None and not (engine is None or getattr(engine, "workers", 0) == 1):
         raise ValueError("models built in this process cannot be shipped to worker processes or Ray: pass models=None and "
@@ -104,12 +108,14 @@ def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
     t["segment"] = time.time() - t0
     bad_videos = segs[segs.status != "ok"]
     clips = segs[(segs.status == "ok") & (segs.get("segment", pd.Series("ok", index=segs.index)) == "ok")]
-    clips = clips.drop(columns=["status", "error", "motion_score"], errors="ignore").reset_index(drop=True)
+    clips = _with_columns(clips.drop(columns=["status", "error", "motion_score"], errors="ignore").reset_index(drop=True),
+                          ["clip_id", "video_id", "path", "start", "end"])            # no video segmented: no clip columns at all
     log(f"segment: {len(videos)} videos -> {len(segs) - len(bad_videos)} clips, {len(clips)} kept, {len(bad_videos)} videos failed")
     t0 = time.time()
-    cur = run_stage(stages["caption_score"], clips[["clip_id", "path", "start", "end"]], out/"curate", batch_size=c.batch_size,
-                    desc="caption+score", progress=progress, engine=engine, settings=model_settings)
+    cur = (run_stage(stages["caption_score"], clips[["clip_id", "path", "start", "end"]], out/"curate", batch_size=c.batch_size,
+                     desc="caption+score", progress=progress, engine=engine, settings=model_settings) if len(clips) else pd.DataFrame())
     t["caption_score"] = time.time() - t0
+    cur = _with_columns(cur, ["clip_id", "status", "error", "caption_summary", "video_emb", "sim_score", "aes_score"])  # every clip failed: error columns only
     table = clips.merge(cur, on="clip_id", how="left")
     table["caption"] = table["caption_summary"]
     ok = table.status == "ok"
@@ -118,15 +124,17 @@ def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
     write_parquet(table, out/"clips.parquet")
     good = table[ok & (table.dup_of == "")]
     n = int(round(c.subset_frac * len(good)))
-    subsets = {"random": subset_random(good, n, c.seed), "div": subset_div(good, n, c.seed),
-               "flt": subset_flt(good, c.flt_frac, c.flt_min_len, c.flt_max_len), "aes": subset_aes(good, c.aes_threshold)}
+    subsets = ({"random": subset_random(good, n, c.seed), "div": subset_div(good, n, c.seed),
+                "flt": subset_flt(good, c.flt_frac, c.flt_min_len, c.flt_max_len), "aes": subset_aes(good, c.aes_threshold)}
+               if len(good) else dict.fromkeys(("random", "div", "flt", "aes"), good))     # no clip survived: empty subsets
     for k, v in subsets.items(): write_parquet(v, out/"subsets"/f"{k}.parquet")
     t0 = time.time()
     write_internvid_jsonl(good, out/"internvid.jsonl")
     errors: list[str] = []
     shards = write_shards(subsets["flt"], out/"shards", c.shard_size, errors=errors)
     t["export"] = time.time() - t0
-    summary = {"videos": len(videos), "videos_failed": len(bad_videos), "clips_found": int((segs.status == "ok").sum()),
+    summary = {"videos": len(videos), "videos_failed": len(bad_videos), "video_errors": bad_videos[["video_id", "error"]].values.tolist(),
+               "clips_found": int((segs.status == "ok").sum()),
                "clips_kept": len(clips), "clips_dropped": segs[segs.status == "ok"].get("segment", pd.Series(dtype=str)).value_counts().drop("ok", errors="ignore").to_dict(),
                "clips_captioned": int(ok.sum()), "clip_errors": table.loc[~ok, ["clip_id", "error"]].values.tolist(),
                "duplicates": int((table.dup_of != "").sum()), "subsets": {k: len(v) for k, v in subsets.items()},

@@ -52,6 +52,9 @@ def write_shards(df: pd.DataFrame, out_dir, shard_size: int = 1000, prefix: str 
                     info = tarfile.TarInfo(f"{key}.{ext}"); info.size = len(data); info.mtime = 0; info.mode = 0o644
                     tar.addfile(info, io.BytesIO(data))
         paths.append(p)
+    keep = {p.name for p in paths}
+    for old in out_dir.glob(f"{prefix}-*.tar"):                     # shards of an earlier, larger run would be read as part of this one
+        if old.name not in keep and re.fullmatch(rf"{re.escape(prefix)}-\d{{6}}\.tar", old.name): old.unlink(missing_ok=True)
     return paths
 
 # %% ../nbs/13_export.ipynb #01e7d611
@@ -66,23 +69,34 @@ def _safe_member(m: tarfile.TarInfo, shard) -> str:
         raise ShardError(f"{shard}: member {name!r} has an unsafe path")
     return name
 
+def _member(tar: tarfile.TarFile, m: tarfile.TarInfo, shard) -> tuple[str, str, object]:
+    "A safe member's key, extension and decoded content; a ShardError naming the shard and member otherwise."
+    name = _safe_member(m, shard)
+    k, _, ext = name.rpartition(".")
+    try:
+        data = tar.extractfile(m).read()
+        return k, ext, data.decode("utf-8") if ext == "txt" else json.loads(data) if ext == "json" else data
+    except (tarfile.TarError, OSError, ValueError) as e:            # ValueError: bad JSON or UTF-8
+        raise ShardError(f"{shard}: member {name}: {type(e).__name__}: {e}") from e
+
 def read_shards(paths, errors: list | None = None) -> Iterator[dict]:
-    "Samples of WebDataset shards in order: {'__key__', 'mp4': bytes, 'txt': str, 'json': dict}. Refused members go to `errors`."
+    "Samples of WebDataset shards in order: {'__key__', 'mp4': bytes, 'txt': str, 'json': dict}. Refused or unreadable members and shards go to `errors`."
+    def refuse(e: ShardError):
+        if errors is None: raise e
+        errors.append(str(e))
     for shard in paths:
         sample, key = {}, None
-        with tarfile.open(shard, "r") as tar:
-            for m in tar:
-                try: name = _safe_member(m, shard)
-                except ShardError as e:
-                    if errors is None: raise
-                    errors.append(str(e)); continue
-                k, _, ext = name.rpartition(".")
-                if k != key and sample: yield sample; sample = {}
-                key = k
-                data = tar.extractfile(m).read()
-                sample["__key__"] = k
-                sample[ext] = data.decode("utf-8") if ext == "txt" else json.loads(data) if ext == "json" else data
-            if sample: yield sample
+        try:
+            with tarfile.open(shard, "r") as tar:
+                for m in tar:
+                    try: k, ext, value = _member(tar, m, shard)
+                    except ShardError as e: refuse(e); continue
+                    if k != key and sample: yield sample; sample = {}
+                    key = k
+                    sample["__key__"], sample[ext] = k, value
+                if sample: yield sample
+        except (tarfile.TarError, OSError) as e:                        # not a tar, or cut short: the rest of this shard is lost, the next is read
+            refuse(ShardError(f"{shard}: unreadable shard ({type(e).__name__}: {e})"))
 
 def sample_frames(sample: dict, **kw) -> np.ndarray:
     "Decode a shard sample's mp4 into uint8 [T, H, W, 3] (all frames, or `read_frames` keyword arguments)."

@@ -38,6 +38,7 @@ class T2VConfig:
     text_encoder: str = "viclip-tiny"      # embedded ViCLIP name or folder, or "clip:<local CLIP folder or HF id>"
     text_tokens: str = "final"             # "final": the encoder's last states; "final+embeddings": followed by the input token embeddings
     prediction_type: str = "sample"         # x0: an undertrained model gives smooth videos, not leftover noise
+    sigma_data: float = 0.0                # > 0 (x0 only): the U-Net's output corrects the noisy input (`denoise`, EDM's preconditioning)
     beta_schedule: str = "squaredcos_cap_v2"
     train_timesteps: int = 1000
     cond_drop: float = 0.1                 # share of captions replaced by "" in training (classifier-free guidance)
@@ -114,6 +115,8 @@ class TextToVideo:
             if isinstance(m, torch.nn.Dropout): m.p = 0.0
         self.unet.to(self.device)
         self._empty = None
+        if c.sigma_data and c.prediction_type != "sample": raise ValueError(f"sigma_data {c.sigma_data} is for prediction_type 'sample', not {c.prediction_type!r}")
+        self._alphas_cumprod = self.scheduler("ddpm").alphas_cumprod
 
     @property
     def name(self) -> str: return self.config.name
@@ -127,12 +130,39 @@ class TextToVideo:
 
     def encode(self, prompts: Sequence[str]) -> torch.Tensor: return self.text(list(prompts))
 
+    def denoise(self, x: torch.Tensor, t, cond: torch.Tensor, unet=None) -> torch.Tensor:
+        """The U-Net's prediction in the scheduler's `prediction_type`. With `sigma_data` > 0 (x0 prediction) the U-Net's
+        output F only corrects the input: x0 = c_skip x_t / sqrt(a) + c_out F with the noise level s^2 = (1 - a) / a,
+        c_skip = sd^2 / (s^2 + sd^2), c_out = s / sqrt(s^2 + sd^2) (Karras et al. 2022, scaled so that F is x0 at pure
+        noise; sd = 1 is v-prediction with F = -v). At low noise the input's detail passes through unchanged."""
+        out = (unet or self.unet)(x, t, encoder_hidden_states=cond).sample
+        sd = self.config.sigma_data
+        if not sd: return out
+        c_skip, c_out, a = self._precondition(t, x)
+        return c_skip * x / a.sqrt() + c_out * out.to(x.dtype)
+
+    def _precondition(self, t, x: torch.Tensor):
+        a = self._alphas_cumprod.to(x.device)[torch.as_tensor(t, device=x.device).long()].view(-1, *[1] * (x.dim() - 1))
+        s2, sd2 = (1 - a) / a, self.config.sigma_data ** 2
+        return sd2 / (s2 + sd2), (s2 / (s2 + sd2)).sqrt(), a
+
     @torch.no_grad()
     def __call__(self, prompts: Sequence[str] | str, steps: int = 25, guidance: float = 3.0, seed: int = 0,
-                 batch_size: int = 16) -> list[np.ndarray]:
-        "Generate one video per prompt; prompt i draws its noise from seed + i, so a batch split does not change it."
+                 batch_size: int = 16, videos: Sequence[np.ndarray] | None = None, strength: float = 1.0) -> list[np.ndarray]:
+        """Generate one video per prompt; prompt i draws its noise from seed + i, so a batch split does not change it.
+        With `videos` (uint8 [N, H, W, 3], one per prompt) it edits them (SDEdit): each is noised to `strength` of the
+        schedule (1: pure noise, the video is ignored) and denoised from there under its prompt."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not 0 < strength <= 1: raise ValueError(f"strength {strength}: use a value in (0, 1]")
         c, out = self.config, []
+        if videos is not None:
+            if len(videos) != len(prompts): raise ValueError(f"{len(videos)} videos for {len(prompts)} prompts")
+            init = []
+            for i, v in enumerate(videos):
+                v = np.asarray(v)
+                if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8 or len(v) == 0:
+                    raise ValueError(f"video {i}: {v.dtype} {v.shape}, not uint8 [N, H, W, 3]")
+                init.append(patchify(torch.as_tensor(video_tensor(v, c.size, c.frames)).permute(3, 0, 1, 2)[None].float().div(127.5).sub(1), c.patch)[0])
         self.unet.eval()
         for s in range(0, len(prompts), batch_size):
             chunk = prompts[s:s + batch_size]
@@ -142,10 +172,14 @@ class TextToVideo:
             cond = self.encode(chunk)
             unc = self.encode([""] * len(chunk))
             sched = self.scheduler("ddim"); sched.set_timesteps(steps)
-            for t in sched.timesteps:
-                if guidance == 1.0: eps = self.unet(x, t, encoder_hidden_states=cond).sample
+            ts = sched.timesteps
+            if videos is not None and strength < 1:
+                ts = ts[steps - max(1, round(steps * strength)):]          # the last `strength` share of the steps
+                x = sched.add_noise(torch.stack(init[s:s + batch_size]).to(self.device), x, ts[:1].repeat(len(chunk)))
+            for t in ts:
+                if guidance == 1.0: eps = self.denoise(x, t, cond)
                 else:
-                    e = self.unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([unc, cond])).sample
+                    e = self.denoise(torch.cat([x, x]), t, torch.cat([unc, cond]))
                     eu, ec = e.chunk(2); eps = eu + guidance * (ec - eu)
                 x = sched.step(eps, t, x).prev_sample
             v = ((unpatchify(x, c.patch).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()   # [B, T, H, W, 3]
@@ -158,6 +192,8 @@ class TextToVideo:
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
         tmp, old = path.with_name(path.name + ".tmp-save"), path.with_name(path.name + ".tmp-old")
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not path.exists(): os.replace(old, path)     # a save interrupted between the two swaps: the model is back
+        shutil.rmtree(old, ignore_errors=True)
         unet = copy.deepcopy(self.unet).half() if half else self.unet
         unet.save_pretrained(tmp/"unet", safe_serialization=True)
         (tmp/"t2v.json").write_text(json.dumps(asdict(self.config), indent=1))
@@ -187,7 +223,9 @@ def load_modelscope(path, device: str = "cpu"):
 def video_tensor(frames: np.ndarray, size: int, n_frames: int) -> np.ndarray:
     "uint8 [N, H, W, 3] -> uint8 [n_frames, size, size, 3]: middle frame of each segment, area-resized."
     from internvid_nb.videoio import segments
-    f = np.asarray(frames)[segments(n_frames, "middle")(len(frames), 8.0)]
+    f = np.asarray(frames)
+    if f.ndim != 4 or f.shape[-1] != 3 or not len(f): raise ValueError(f"frames of shape {f.shape}, not [N, H, W, 3]")
+    f = f[segments(n_frames, "middle")(len(f), 8.0)]
     x = torch.as_tensor(f).permute(0, 3, 1, 2).float()
     if x.shape[-1] != size or x.shape[-2] != size: x = F.interpolate(x, size=(size, size), mode="area")
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -199,9 +237,10 @@ def t2v_train_set(table: pd.DataFrame, config: T2VConfig, frames: Sequence[np.nd
     for i, r in enumerate(table.reset_index(drop=True).itertuples(index=False)):
         try:
             f = frames[i] if frames is not None else read_frames(r.path, segments(config.frames, "middle"), start=getattr(r, "start", None), end=getattr(r, "end", None))
-        except VideoError as e:
-            warnings.warn(f"clip {r.clip_id}: {e}; left out"); continue
-        caps.append(str(r.caption)); vids.append(video_tensor(f, config.size, config.frames))
+            v = video_tensor(f, config.size, config.frames)
+        except (VideoError, OSError, ValueError, TypeError) as e:       # unreadable file, no path, frames of the wrong shape
+            warnings.warn(f"clip {getattr(r, 'clip_id', i)}: {e}; left out"); continue
+        caps.append(str(r.caption)); vids.append(v)
     if not vids: raise ValueError("no readable clips in the table")
     return caps, np.stack(vids)
 
@@ -245,6 +284,7 @@ def train_t2v(pipe: TextToVideo, captions: Sequence[str], videos: np.ndarray, c:
     from internvid_nb.train import _batch_indices, _seed
     if len(videos) != len(captions): raise ValueError(f"{len(videos)} videos but {len(captions)} captions")
     if len(videos) < c.batch_size: raise ValueError(f"{len(videos)} clips are fewer than one batch of {c.batch_size}")
+    if c.snr_gamma and pipe.config.sigma_data: raise ValueError("snr_gamma and sigma_data both weight the loss: use one")
     unet, dev = pipe.unet, pipe.device
     states, inv = _encode_unique(pipe, captions)
     states = states.to(dev)
@@ -289,9 +329,10 @@ def train_t2v(pipe: TextToVideo, captions: Sequence[str], videos: np.ndarray, c:
         pt = pipe.config.prediction_type
         target = noise if pt == "epsilon" else x if pt == "sample" else sched.get_velocity(x, noise, t)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=c.amp and dev.type == "cuda"):
-            pred = unet(noisy, t, encoder_hidden_states=cond).sample
+            pred = pipe.denoise(noisy, t, cond)
         err = (pred.float() - target).pow(2).flatten(1).mean(1)
-        if c.snr_gamma:
+        if pipe.config.sigma_data: err = err / pipe._precondition(t, x)[1].flatten().pow(2)   # the loss of F itself: unit weight
+        elif c.snr_gamma:
             snr = (lambda a: a / (1 - a))(sched.alphas_cumprod.to(dev)[t])
             if pt == "sample": err = err * (1 + snr).clamp(max=c.snr_gamma)
             else: err = err * snr.clamp(max=c.snr_gamma) / (snr if pt == "epsilon" else snr + 1)   # Hang et al. 2023: at most 1
@@ -372,9 +413,10 @@ class DigitFeatures:
         x, y = torch.as_tensor(d.images / 16.0, dtype=torch.float32).view(-1, 64), torch.as_tensor(d.target)
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         tr, te = perm[:1500], perm[1500:]
-        torch.manual_seed(seed)
-        self.body = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64), torch.nn.ReLU())
-        self.head = torch.nn.Linear(64, 10)
+        with torch.random.fork_rng():                      # the caller's global seed is left as it was
+            torch.manual_seed(seed)
+            self.body = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64), torch.nn.ReLU())
+            self.head = torch.nn.Linear(64, 10)
         net = torch.nn.Sequential(self.body, self.head)
         opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
         for _ in range(epochs):
@@ -446,7 +488,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]: raise ValueError(f"feature shapes {a.shape} and {b.shape} do not match")
     if not (np.isfinite(a).all() and np.isfinite(b).all()): raise ValueError("features contain NaN or inf")
     mu, nu = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    s1, s2 = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                          # singular products are handled below, as pytorch-fid does
         covmean = linalg.sqrtm(s1 @ s2)
@@ -487,8 +529,17 @@ class GenerationMetrics:
         self.video_features = video_features
         self.rounds = rounds
 
+    @staticmethod
+    def _check(videos: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
+        "uint8 [T, H, W, 3] videos of one shape, or an error naming the first one that is not."
+        vids = [np.asarray(v) for v in videos]
+        for i, v in enumerate(vids):
+            if v.dtype != np.uint8 or v.ndim != 4 or v.shape[-1] != 3: raise ValueError(f"{what} video {i}: {v.dtype} {v.shape}, not uint8 [T, H, W, 3]")
+            if v.shape != vids[0].shape: raise ValueError(f"{what} video {i}: shape {v.shape}, but video 0 is {vids[0].shape}")
+        return vids
+
     def _frames(self, videos: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        f, p = self.frame_features(np.concatenate([np.asarray(v) for v in videos]))
+        f, p = self.frame_features(np.concatenate(videos))
         t = len(videos[0])
         return f.reshape(len(videos), t, -1), (p.reshape(len(videos), t, -1) if p is not None else None)
 
@@ -499,6 +550,7 @@ class GenerationMetrics:
     def compare(self, real: Sequence[np.ndarray], fake: Sequence[np.ndarray], prompts: Sequence[str] | None = None, name: str = "generated") -> list[dict]:
         "Rows (one per figure) for `fake` videos against `real` ones; CLIPSIM when prompts are given."
         if not len(real) or not len(fake): raise ValueError("both the real and the generated set need videos")
+        real, fake = self._check(real, "real"), self._check(fake, name)
         fr, fp = self._frames(real); gr, gp = self._frames(fake)
         vr, vg = self._video(real), self._video(fake)
         rows, B = [], self.rounds
@@ -525,15 +577,19 @@ class GenerationMetrics:
                          "extractor": f"{self.video_model.name} video-text similarity", "n": len(fake), "warning": ""})
         return rows
 
-    def reference_rows(self, real: Sequence[np.ndarray], prompts: Sequence[str] | None = None, seed: int = 0) -> list[dict]:
-        "Real vs real (two halves), real vs time-shuffled real, real vs uniform noise."
+    def reference_rows(self, real: Sequence[np.ndarray], prompts: Sequence[str] | None = None, seed: int = 0,
+                       fake: Sequence[np.ndarray] | None = None, name: str = "generated") -> list[dict]:
+        """Real vs real (two halves), real vs time-shuffled real, real vs uniform noise; with `fake` (one per real clip, same
+        order) also the generated videos of the second half's prompts against the first half, so that FID and FVD, which
+        grow as the sample shrinks, are compared with the real-vs-real floor at the same size."""
         rng = np.random.default_rng(seed)
         real = list(real); h = len(real) // 2
         perm = rng.permutation(len(real)); a, b = [real[i] for i in perm[:h]], [real[i] for i in perm[h:2 * h]]
         pa = [prompts[i] for i in perm[h:2 * h]] if prompts is not None else None
         shuffled = [np.asarray(v)[rng.permutation(len(v))] for v in b]
         noise = [rng.integers(0, 256, np.asarray(v).shape, dtype=np.uint8) for v in b]
-        return (self.compare(a, b, pa, "reference: real vs real (halves)") + self.compare(a, shuffled, pa, "reference: real vs time-shuffled real")
+        same = self.compare(a, [fake[i] for i in perm[h:2 * h]], pa, f"{name} (halves, as the floor)") if fake is not None else []
+        return (same + self.compare(a, b, pa, "reference: real vs real (halves)") + self.compare(a, shuffled, pa, "reference: real vs time-shuffled real")
                 + self.compare(a, noise, pa, "reference: real vs noise"))
 
 def metrics_table(rows: Sequence[dict]) -> pd.DataFrame:
@@ -587,7 +643,7 @@ def world_generation_report(pipe: TextToVideo, n_test: int = 200, steps: int = 2
     y_motion = np.array([list(classes).index(m) for m in one.motion])
     for kind, vids in (("generated", fake), ("real", real)):
         _, p = metrics.frame_features(np.concatenate(vids))
-        digit = p.reshape(len(vids), -1, 10).mean(1).argmax(1)
+        digit = p.reshape(len(vids), -1, p.shape[-1]).mean(1).argmax(1)
         out[f"{kind} digit accuracy"] = float((digit == one.digit.to_numpy()).mean() * 100)
         out[f"{kind} digit chance"], out[f"{kind} digit p"] = permutation_chance(digit, one.digit.to_numpy())
         emb = vm.encode_video(list(vids))
@@ -596,7 +652,7 @@ def world_generation_report(pipe: TextToVideo, n_test: int = 200, steps: int = 2
         pred = (emb.float() @ torch.as_tensor(cls_emb).float().T).argmax(1).numpy()
         out[f"{kind} motion chance"], out[f"{kind} motion p"] = permutation_chance(pred, y_motion)
     out.update(background_accuracy(real, fake, prompts))
-    out["rows"] = metrics.compare(real, fake, prompts, pipe.name) + metrics.reference_rows(real, prompts)
+    out["rows"] = metrics.compare(real, fake, prompts, pipe.name) + metrics.reference_rows(real, prompts, fake=fake, name=pipe.name)
     out["videos"] = fake; out["real"] = real; out["prompt_list"] = prompts
     return out
 
@@ -614,7 +670,7 @@ class Gallery:
         self.guidance = W.FloatSlider(value=3.0, min=1.0, max=10.0, step=0.5, description="guidance")
         self.seed = W.IntText(value=0, description="seed")
         self.button = W.Button(description="Generate", button_style="primary")
-        self.pick = W.Dropdown(options=[], description="history")
+        self.pick = W.Dropdown(options=self._options(), value=None, description="history")   # earlier sessions' generations too
         self.view = W.HTML()
         self.status = W.Label()
         self.button.on_click(lambda _: self.generate())
@@ -637,21 +693,29 @@ class Gallery:
                  "gifs": [gif_bytes(v, fps=4) for v in big]}
         self.history.append(entry)
         if self.folder: self._save(entry)
-        self.pick.options = [(f"#{e['id']}: {e['prompts'][0][:40]}", e["id"]) for e in self.history]
+        self.pick.options = self._options()
         self.pick.value = entry["id"]
         self.show(entry["id"])
         self.status.value = f"{len(prompts)} video(s) in {entry['seconds']:.1f} s"
         return entry
 
+    def _options(self) -> list[tuple[str, int]]: return [(f"#{e['id']}: {e['prompts'][0][:40]}", e["id"]) for e in self.history]
+
     def _load(self) -> list[dict]:
-        "Generations saved in the folder by earlier sessions (GIFs + JSON); unreadable ones are skipped with a warning."
+        "Generations saved in the folder by earlier sessions (GIFs + JSON); unreadable or malformed ones are skipped with a warning."
         out = []
         for j in sorted(self.folder.glob("gen[0-9][0-9][0-9][0-9].json")):
             try:
                 e = json.loads(j.read_text())
-                e["gifs"] = [(self.folder/f"{j.stem}_{i}.gif").read_bytes() for i in range(len(e["prompts"]))]
+                n = len(e["prompts"]) if isinstance(e, dict) and isinstance(e.get("prompts"), list) else 0
+                kinds = {"id": int, "steps": int, "seed": int, "guidance": (int, float), "seconds": (int, float)}
+                bad = [k for k, t in kinds.items() if not isinstance(e.get(k) if n else None, t) or isinstance(e.get(k), bool)]
+                bad += [k for k, t in (("prompts", str), ("clipsim", (int, float)), ("digit_seen", int))
+                        if not n or not isinstance(e.get(k), list) or len(e[k]) != n or not all(isinstance(x, t) for x in e[k])]
+                if bad: raise ValueError(f"missing or malformed {', '.join(bad)}")
+                e["gifs"] = [(self.folder/f"{j.stem}_{i}.gif").read_bytes() for i in range(n)]
                 out.append(e)
-            except (OSError, ValueError, KeyError) as err: warnings.warn(f"gallery entry {j.name}: {err}; skipped")
+            except (OSError, ValueError) as err: warnings.warn(f"gallery entry {j.name}: {err}; skipped")
         return out
 
     def _save(self, e: dict) -> None:
@@ -665,9 +729,9 @@ class Gallery:
         cards = "".join(
             f'<div style="display:inline-block;margin:4px;width:{self.pipe.config.size * self.scale + 8}px;vertical-align:top;font-size:11px">'
             f'<img src="data:image/gif;base64,{base64.b64encode(g).decode()}"/><br>{html.escape(p)}<br>'
-            f'CLIPSIM {s:.3f} · digit seen {d}</div>' for g, p, s, d in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"]))
-        self.view.value = (f"<div><b>#{e['id']}</b> steps {e['steps']}, guidance {e['guidance']}, seed {e['seed']}, "
-                           f"{e['seconds']:.1f} s</div>{cards}")
+            f'CLIPSIM {float(s):.3f} · digit seen {int(d)}</div>' for g, p, s, d in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"]))
+        self.view.value = (f"<div><b>#{int(e['id'])}</b> steps {int(e['steps'])}, guidance {float(e['guidance']):g}, seed {int(e['seed'])}, "
+                           f"{float(e['seconds']):.1f} s</div>{cards}")   # numbers only: a hand-edited JSON cannot put markup here
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -678,8 +742,8 @@ def strip_figure(report: dict, k: int = 6, frames: int = 4):
     "Generated videos (left) next to real clips of the same prompts (right), `frames` frames each, one row per prompt."
     import matplotlib.pyplot as plt
     idx = np.linspace(0, len(report["videos"]) - 1, k).astype(int)
-    fig, axes = plt.subplots(k, 1, figsize=(9, 1.3 * k))
-    for ax, i in zip(axes, idx):
+    fig, axes = plt.subplots(k, 1, figsize=(9, 1.3 * k), squeeze=False)
+    for ax, i in zip(axes[:, 0], idx):
         pick = np.linspace(0, len(report["videos"][i]) - 1, frames).astype(int)
         gen, real = np.concatenate(list(report["videos"][i][pick]), 1), np.concatenate(list(report["real"][i][pick]), 1)
         ax.imshow(np.concatenate([gen, np.full((gen.shape[0], 4, 3), 255, np.uint8), real], 1)); ax.set_axis_off()

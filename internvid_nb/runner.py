@@ -177,10 +177,20 @@ def run_lock(folder) -> Iterator[Path]:
     finally:
         f.close()                                                    # closing the file releases the lock
 
+def _locked_elsewhere(lock: Path) -> bool:
+    "Whether a live run holds this `.lock` file (probed with a non-blocking flock, released at once)."
+    try: f = open(lock, "a+")
+    except OSError: return False
+    with f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); return False
+        except BlockingIOError: return True
+
 def remove_stale_temp(folder) -> int:
-    "Delete the temp files of atomic writes that a killed run left under `folder` (call it while holding the folder's lock)."
-    n = 0
-    for p in Path(folder).rglob(".*.tmp"):
+    "Delete the temp files of atomic writes that a killed run left under `folder` (call it while holding the folder's lock); subfolders locked by a live run are left alone."
+    folder, n = Path(folder), 0
+    busy = [p.parent for p in folder.rglob(".lock") if p.parent != folder and _locked_elsewhere(p)]   # another run writes there now
+    for p in folder.rglob(".*.tmp"):
+        if any(b in p.parents for b in busy): continue
         try: p.unlink(); n += 1
         except FileNotFoundError: pass
     return n

@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from .core import atomic_write, data_samples_dir
 from .videoio import read_frames, segments, mp4_bytes
-from .viclip import ViCLIP, viclip_config, preprocess, train_augment, load_state_dict_file
+from .viclip import ViCLIP, CheckpointError, viclip_config, preprocess, train_augment, load_state_dict_file
 
 # %% auto #0
 __all__ = ['TINY_RECIPE', 'gather_features', 'contrastive_loss', 'ClipSet', 'TrainConfig', 'lr_at', 'make_optimizer', 'embed_set',
@@ -146,17 +146,32 @@ def _batch_indices(step: int, n: int, batch: int, seed: int) -> np.ndarray:
     perm = np.random.default_rng([seed, epoch]).permutation(n)
     return perm[k * batch:(k + 1) * batch]
 
-def save_checkpoint(path, model, opt, step: int, history: list, config: TrainConfig, scaler=None) -> None:
+def save_checkpoint(path, model, opt, step: int, history: list, config: TrainConfig, scaler=None, data_key: str = "") -> None:
     "Write a training checkpoint atomically (tensors and plain values only)."
     state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(),
              "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
              "step": step, "history": json.dumps(history), "train_config": json.dumps(asdict(config)),
-             "model_config": json.dumps(model.config.to_dict())}
+             "model_config": json.dumps(model.config.to_dict()), "data": data_key}
     with atomic_write(path) as f: torch.save(state, f)
+
+_RESUME_FREE = ("log_every", "ckpt_every", "eval_every")  # settings a run may change when resumed: they do not change the weights
+
+def _data_key(data: ClipSet) -> str:
+    "A digest of the training set's size and captions: a checkpoint of other data is not resumed."
+    import hashlib
+    return hashlib.sha1("\0".join([str(len(data)), *map(str, data.captions)]).encode()).hexdigest()[:16]
+
+def _check_resumable(ckpt: Path, st: dict, c: TrainConfig, data_key: str) -> None:
+    "Refuse a checkpoint written with other training settings or data: resuming it would train (or return) another model."
+    have, want = json.loads(st["train_config"]), json.loads(json.dumps(asdict(c)))
+    diff = [f"{k}: {have.get(k)!r} -> {want.get(k)!r}" for k in sorted(set(have) | set(want)) if k not in _RESUME_FREE and have.get(k) != want.get(k)]
+    if st.get("data") and st["data"] != data_key: diff.append("the training clips differ")   # checkpoints older than the digest have none
+    if diff: raise CheckpointError(f"{ckpt} belongs to a run with other settings ({'; '.join(diff[:4])}); "
+                                   "train into another folder, or delete this one to start over")
 
 def train(model: ViCLIP, data: ClipSet, c: TrainConfig, out=None, val: ClipSet | None = None,
           callback: Callable[[dict], None] | None = None, max_steps: int | None = None, log=print) -> list[dict]:
-    "Train `model` on `data`; resumes from `out/last.pt` when present. Returns the history of logged rows."
+    "Train `model` on `data`; resumes from `out/last.pt` when present (refused if written with other settings or data). Returns the history of logged rows."
     rank, world = _rank_world()
     if c.batch_size % (world * c.grad_accum): raise ValueError(f"batch_size {c.batch_size} must divide by processes x grad_accum = {world * c.grad_accum}")
     if len(data) < c.batch_size: raise ValueError(f"{len(data)} clips are fewer than one batch of {c.batch_size}")
@@ -168,15 +183,15 @@ def train(model: ViCLIP, data: ClipSet, c: TrainConfig, out=None, val: ClipSet |
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     step, history = 0, []
     ckpt = Path(out)/"last.pt" if out else None
+    data_key = _data_key(data)
     amp = c.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     if ckpt and ckpt.exists():                      # every rank reads the same file (run folders live on a shared filesystem)
         st = torch.load(ckpt, map_location=device, weights_only=True)
+        _check_resumable(ckpt, st, c, data_key)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["optimizer"])
         if st.get("scaler"): scaler.load_state_dict(st["scaler"])
         step, history = st["step"], json.loads(st["history"])
-        if json.loads(st["train_config"]) != json.loads(json.dumps(asdict(c))) and rank == 0:
-            log(f"warning: {ckpt} was written with another TrainConfig; resuming with the current one")
         if rank == 0: log(f"resumed from {ckpt} at step {step}")
     local = c.batch_size // world
     micro = local // c.grad_accum
@@ -217,7 +232,7 @@ def train(model: ViCLIP, data: ClipSet, c: TrainConfig, out=None, val: ClipSet |
             if callback: callback(row)
             else: log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if ckpt and (step % c.ckpt_every == 0 or step == end):
-            if rank == 0: save_checkpoint(ckpt, model, opt, step, history, c, scaler)
+            if rank == 0: save_checkpoint(ckpt, model, opt, step, history, c, scaler, data_key)
             if world > 1: dist.barrier()              # no rank runs ahead of a checkpoint it might resume from
     return history
 

@@ -167,3 +167,54 @@ def test_train_subcommand_under_torchrun_with_two_processes(tmp_path, world):
                        capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "run" / "final").is_dir() and (tmp_path / "run" / "last.pt").exists()
+
+
+def test_pipeline_with_no_video_segmented_exits_1_naming_each_video(tmp_path, capsys):
+    pd.DataFrame({"video_id": ["v1", "v2"], "path": ["v1.mp4", "v2.mp4"]}).to_csv(tmp_path / "videos.csv", index=False)   # files that do not exist
+    (tmp_path / "p.toml").write_text('videos = "videos.csv"\nout = "run"\nstages = ["curate"]\n')
+    assert main(["pipeline", str(tmp_path / "p.toml"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: video v1:" in err and "failed: video v2:" in err and "Traceback" not in err
+    assert len(read_parquet(tmp_path / "run" / "curation" / "clips.parquet")) == 0
+
+
+def test_bad_inputs_of_export_select_evaluate_and_duplicate_ids_exit_4_naming_the_cause(tmp_path, world, capsys):
+    clips = world.clips[world.clips.split == "test"].head(3)
+    clips[["clip_id", "path", "caption"]].to_csv(tmp_path / "c.csv", index=False)
+    assert main(["export", str(tmp_path / "c.csv"), "--out", str(tmp_path / "e")]) == EXIT_INPUT
+    assert "missing column(s) ['video_id', 'start', 'end']" in capsys.readouterr().err
+    bad = clips[["clip_id", "video_id", "path", "caption", "start", "end"]].assign(start=[0.0, "x", 0.0])   # a row that cannot convert
+    bad.to_json(tmp_path / "bad.jsonl", orient="records", lines=True)
+    assert main(["export", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "e2")]) == 1
+    err = capsys.readouterr().err
+    assert f"failed: {clips.clip_id.iloc[1]}:" in err and "Traceback" not in err
+    assert len((tmp_path / "e2" / "internvid.jsonl").read_text().splitlines()) == 2
+    clips.assign(status="error").to_parquet(tmp_path / "s.parquet")
+    assert main(["select", str(tmp_path / "s.parquet"), "--subset", "random", "--out", str(tmp_path / "sel")]) == EXIT_INPUT
+    assert "no clip with status ok" in capsys.readouterr().err
+    assert main(["evaluate", "--split", "tset", "--out", str(tmp_path / "ev")]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "split 'tset'" in err and "'test'" in err and "Traceback" not in err
+    pd.DataFrame({"video_id": ["b", "a", "b", "a"], "path": ["/x/b1.mp4", "/x/a1.mp4", "/x/b2.mp4", "/x/a2.mp4"]}).to_csv(tmp_path / "v.csv", index=False)
+    assert main(["segment", str(tmp_path / "v.csv"), "--out", str(tmp_path / "seg"), "--no-progress"]) == EXIT_INPUT
+    assert "e.g. 'b': ['/x/b1.mp4', '/x/b2.mp4']" in capsys.readouterr().err
+
+
+def test_train_stage_with_changed_settings_starts_a_fresh_run_and_resumes_with_the_same(tmp_path, world):
+    import torch
+    from internvid_nb.cli import PipelineConfig, TrainStageConfig, train_stage
+    quiet = lambda *a: None
+    for out in (tmp_path / "a", tmp_path / "b"):
+        (out / "curation" / "subsets").mkdir(parents=True)
+        world.clips[world.clips.split == "train"].head(4)[["clip_id", "path", "caption"]].to_parquet(out / "curation" / "subsets" / "flt.parquet")
+    old, new = (PipelineConfig(train=TrainStageConfig(steps=2, batch_size=2, lr=lr)) for lr in (1e-5, 1e-3))
+    first = train_stage(old, tmp_path / "a", quiet)
+    changed = train_stage(new, tmp_path / "a", quiet)                         # the old run had reached its end
+    fresh = train_stage(new, tmp_path / "b", quiet)
+    same = lambda r: {**r, "last": {k: v for k, v in r["last"].items() if k != "clips_per_s"}}    # all but the timing
+    assert changed["last"]["lr"] != first["last"]["lr"] and same(changed) == same(fresh)
+    w = lambda out: torch.load(out / "train" / "run" / "last.pt", weights_only=True)["model"]
+    for k, v in w(tmp_path / "b").items(): assert torch.equal(v, w(tmp_path / "a")[k]), k
+    ckpt = tmp_path / "a" / "train" / "run" / "last.pt"
+    mtime = ckpt.stat().st_mtime_ns
+    assert same(train_stage(new, tmp_path / "a", quiet)) == same(fresh) and ckpt.stat().st_mtime_ns == mtime   # same settings: resumed, nothing redone

@@ -56,3 +56,24 @@ def test_kill_9_in_the_middle_then_rerun_gives_the_same_tables(whole, tmp_path):
     a, b = _tables(out), _tables(whole)
     pd.testing.assert_frame_equal(a[0], b[0])
     assert a[1] == b[1] and a[2] == b[2]
+
+
+def test_no_clip_surviving_a_stage_writes_empty_outputs_and_lists_the_errors(world, tmp_path):
+    from types import SimpleNamespace
+    from internvid_nb.curate import CurateConfig, CurationModels, run_curation
+    from internvid_nb.segment import SegmentConfig
+    quiet = lambda *a: None
+    # every video fails segmentation
+    videos = pd.DataFrame({"video_id": ["v1", "v2"], "path": [str(tmp_path / "v1.mp4"), str(tmp_path / "v2.mp4")]})
+    s = run_curation(videos, tmp_path / "none", progress=False, log=quiet)
+    assert s["videos_failed"] == 2 and [v for v, _ in s["video_errors"]] == ["v1", "v2"] and all(e for _, e in s["video_errors"])
+    assert s["clips_kept"] == 0 and s["subsets"] == {"random": 0, "div": 0, "flt": 0, "aes": 0} and s["shards"] == []
+    assert len(read_parquet(tmp_path / "none" / "clips.parquet")) == 0 and (tmp_path / "none" / "internvid.jsonl").read_text() == ""
+    assert all(len(read_parquet(tmp_path / "none" / "subsets" / f"{k}.parquet")) == 0 for k in ("random", "div", "flt", "aes"))
+    # every clip fails captioning and scoring (models that cannot run)
+    broken = SimpleNamespace(name="broken")
+    s = run_curation(world.raw[["video_id", "path"]].head(1), tmp_path / "fail", CurateConfig(segment=SegmentConfig(min_scene_len=8)),
+                     models=CurationModels(broken, broken, broken, broken), progress=False, log=quiet)
+    assert s["clips_kept"] > 0 and s["clips_captioned"] == 0 and len(s["clip_errors"]) == s["clips_kept"]
+    clips = read_parquet(tmp_path / "fail" / "clips.parquet")
+    assert len(clips) == s["clips_kept"] and (clips.status == "error").all() and s["subsets"]["flt"] == 0

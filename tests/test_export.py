@@ -33,3 +33,29 @@ def test_unsafe_members_are_refused(tmp_path):
     assert list(read_shards([p], errors=errs)) == [{"__key__": "ok", "txt": "hi"}]
     assert len(errs) == 3 and all("evil.tar" in e for e in errs)
     with pytest.raises(ShardError, match="unsafe path"): list(read_shards([p]))
+
+
+def test_a_rerun_with_fewer_clips_removes_the_old_shards(world, tmp_path):
+    clips = world.clips[world.clips.split == "test"].head(5)
+    assert len(write_shards(clips, tmp_path / "wds", shard_size=2)) == 3
+    (tmp_path / "wds" / "other-000009.tar").write_bytes(b"")                 # another prefix's shard stays
+    shards = write_shards(clips.head(2), tmp_path / "wds", shard_size=2)
+    assert sorted(p.name for p in (tmp_path / "wds").glob("*.tar")) == ["other-000009.tar", "shard-000000.tar"]
+    assert [s["json"]["clip_id"] for s in read_shards(sorted((tmp_path / "wds").glob("shard-*.tar")))] == clips.clip_id.head(2).tolist()
+
+
+def test_a_corrupt_member_or_shard_is_an_error_and_the_other_shards_are_read(tmp_path):
+    good, bad, junk = tmp_path / "good.tar", tmp_path / "bad.tar", tmp_path / "junk.tar"
+    for p, members in ((bad, [("a.txt", b"hi"), ("a.json", b"{not json"), ("b.txt", b"\xff\xfe"), ("c.txt", b"ok")]),
+                       (good, [("d.txt", b"yes"), ("d.json", b'{"clip_id": "d"}')])):
+        with tarfile.open(p, "w") as t:
+            for name, data in members:
+                info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+    junk.write_bytes(b"this is not a tar file" * 40)
+    errs = []
+    samples = list(read_shards([bad, junk, good], errors=errs))
+    assert samples == [{"__key__": "a", "txt": "hi"}, {"__key__": "c", "txt": "ok"}, {"__key__": "d", "txt": "yes", "json": {"clip_id": "d"}}]
+    assert len(errs) == 3 and "bad.tar: member a.json: JSONDecodeError" in errs[0] and "bad.tar: member b.txt: UnicodeDecodeError" in errs[1]
+    assert "junk.tar" in errs[2]
+    with pytest.raises(ShardError, match="member a.json"): list(read_shards([bad]))
+    with pytest.raises(ShardError, match="junk.tar"): list(read_shards([junk]))

@@ -159,6 +159,13 @@ def test_gallery_escapes_prompts_and_keeps_history(tmp_path):
     first = (tmp_path/"gen0000_0.gif").read_bytes()
     g2 = Gallery(TextToVideo("tiny"), GenerationMetrics(rounds=0), folder=tmp_path)       # a later session: history reloaded
     assert [e["id"] for e in g2.history] == [0, 1] and g2.history[0]["gifs"][0] == first
+    assert [v for _, v in g2.pick.options] == [0, 1]                                      # and browsable before any Generate
+    import json
+    bad = json.loads((tmp_path/"gen0001.json").read_text()) | {"id": 7, "steps": "<script>alert(1)</script>"}
+    (tmp_path/"gen0007.json").write_text(json.dumps(bad)); (tmp_path/"gen0007_0.gif").write_bytes(first); (tmp_path/"gen0007_1.gif").write_bytes(first)
+    with pytest.warns(UserWarning, match="gen0007.json: missing or malformed steps"):
+        assert [e["id"] for e in Gallery(TextToVideo("tiny"), GenerationMetrics(rounds=0), folder=tmp_path).history] == [0, 1]
+    (tmp_path/"gen0007.json").unlink()
     g2.steps.value = 2; e = g2.generate()
     assert e["id"] == 2 and (tmp_path/"gen0002.json").exists() and (tmp_path/"gen0000_0.gif").read_bytes() == first
 
@@ -223,3 +230,84 @@ def test_background_accuracy_scores_the_border_colour():
     got = background_accuracy(real, [np.full((8, 32, 32, 3), 94, np.uint8)] * len(prompts), prompts)
     assert got == {"real background accuracy": 100.0, "generated background accuracy": 25.0}
     assert background_accuracy(real, real, ["a red digit 1 stays still"] * len(real)) == {}
+
+
+def test_editing_a_video_keeps_it_in_proportion_to_the_strength(real):
+    pipe = TextToVideo.from_pretrained("t2v-tiny")
+    vids, caps = real[0][:4], real[1][:4]
+    diff = lambda a, b: np.mean([np.abs(x.astype(float) - y.astype(float)).mean() for x, y in zip(a, b)])
+    near = pipe(caps, steps=10, seed=0, videos=vids, strength=0.1)        # one step from t = 99
+    mid = pipe(caps, steps=10, seed=0, videos=vids, strength=0.6)
+    whole = pipe(caps, steps=10, seed=0, videos=vids, strength=1.0)         # strength 1: the videos are not read
+    assert all(np.array_equal(a, b) for a, b in zip(whole, pipe(caps, steps=10, seed=0)))
+    assert diff(near, vids) < diff(mid, vids) < diff(whole, vids), (diff(near, vids), diff(mid, vids), diff(whole, vids))
+    assert diff(near, vids) < 0.5 * diff(whole, vids) and diff(near, vids) < 6   # in 0..255: a light touch
+    other = [np.asarray(v)[:, ::2, ::2] for v in vids]                      # any size and length is resampled
+    assert pipe(caps[:1], steps=2, videos=[np.repeat(other[0], 3, 0)], strength=0.5)[0].shape == (8, 32, 32, 3)
+    with pytest.raises(ValueError, match="video 1"):
+        pipe(caps[:2], steps=2, videos=[vids[0], vids[1].astype(np.float32)], strength=0.5)
+    with pytest.raises(ValueError, match="2 videos for 3 prompts"):
+        pipe(caps[:3], steps=2, videos=vids[:2], strength=0.5)
+    with pytest.raises(ValueError, match="strength"):
+        pipe(caps[:1], steps=2, videos=vids[:1], strength=0)
+
+
+def test_fair_floor_same_shapes_and_a_left_alone_seed(metrics, real):
+    vids, caps = real
+    vids, caps = vids[:120], caps[:120]
+    rows = metrics.reference_rows(vids, caps, fake=vids, name="copy")                  # a "model" that returns the real clips
+    t = {(r["set"], r["metric"]): r["value"] for r in rows}
+    assert t[("copy (halves, as the floor)", "FID")] == pytest.approx(t[("reference: real vs real (halves)", "FID")])
+    assert {r["n"] for r in rows} == {60}
+    with pytest.raises(ValueError, match="generated video 1: shape"):
+        metrics.compare(vids[:4], [vids[0], np.concatenate([vids[1], vids[1]])])
+    with pytest.raises(ValueError, match="real video 2"):
+        metrics.compare([vids[0], vids[1], vids[2].astype(np.float32)], vids[:3])
+    torch.manual_seed(123); a = torch.rand(3)
+    torch.manual_seed(123); DigitFeatures(epochs=2); b = torch.rand(3)
+    assert torch.equal(a, b)                                            # building the metrics does not reseed the caller
+    assert frechet_distance(np.arange(10.)[:, None], np.arange(10.)[:, None] + 2) == pytest.approx(4)   # 1-d features
+
+
+def test_train_set_leaves_out_bad_clips_by_name():
+    import pandas as pd
+    from internvid_nb.generate import t2v_train_set, T2VConfig
+    t = pd.DataFrame({"clip_id": ["ok", "grey", "gone"], "path": ["-", "-", "/no/such.mp4"], "caption": ["a", "b", "c"]})
+    frames = [np.zeros((8, 32, 32, 3), np.uint8), np.zeros((8, 32, 32), np.uint8), None]
+    with pytest.warns(UserWarning, match="clip grey: frames of shape"):
+        caps, v = t2v_train_set(t[:2], T2VConfig(), frames[:2])
+    assert caps == ["a"] and v.shape == (1, 8, 32, 32, 3)
+    with pytest.warns(UserWarning, match="clip gone: .*such.mp4"), pytest.raises(ValueError, match="no readable clips"):
+        t2v_train_set(t[2:], T2VConfig())
+
+
+def test_an_interrupted_save_is_recovered(tmp_path):
+    p = TextToVideo("tiny")
+    p.save_pretrained(tmp_path/"m")
+    (tmp_path/"m").rename(tmp_path/"m.tmp-old")                        # killed between the two swaps: the model is only here
+    p.save_pretrained(tmp_path/"m")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m"]
+    (tmp_path/"m.tmp-old").mkdir(); (tmp_path/"m.tmp-old"/"stale").write_text("x")   # a removal that did not finish
+    p.save_pretrained(tmp_path/"m")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m"] and (tmp_path/"m"/"t2v.json").exists()
+
+
+def test_preconditioned_output_passes_the_input_through_at_low_noise(tmp_path):
+    from internvid_nb.generate import T2VConfig
+    torch.manual_seed(0); p = TextToVideo(T2VConfig(sigma_data=0.5))
+    x = torch.randn(2, 48, 8, 8, 8); cond = p.encode(P)
+    a = p._alphas_cumprod
+    raw = lambda t: p.unet(x, t, encoder_hidden_states=cond).sample
+    with torch.no_grad():
+        low, high = p.denoise(x, torch.tensor([0, 0]), cond), p.denoise(x, torch.tensor([999, 999]), cond)
+        assert (low - x / a[0].sqrt()).abs().max() < 0.02 < (raw(torch.tensor([0, 0])) - x).abs().max()   # detail kept
+        assert torch.allclose(high, raw(torch.tensor([999, 999])), atol=1e-3)                               # F is x0 at pure noise
+    vids = np.random.default_rng(0).integers(0, 256, (4, 8, 32, 32, 3), dtype=np.uint8)
+    h = train_t2v(p, P * 2, vids, T2VTrainConfig(steps=3, batch_size=4, log_every=1, warmup=0), tmp_path, log=lambda s: None)
+    assert all(np.isfinite(r["loss"]) for r in h)
+    p.save_pretrained(tmp_path/"m")
+    assert TextToVideo.from_pretrained(tmp_path/"m").config.sigma_data == 0.5
+    with pytest.raises(ValueError, match="snr_gamma and sigma_data"):
+        train_t2v(p, P * 2, vids, T2VTrainConfig(steps=1, batch_size=4, snr_gamma=5), log=lambda s: None)
+    with pytest.raises(ValueError, match="sigma_data 0.5 is for prediction_type 'sample'"):
+        TextToVideo(T2VConfig(sigma_data=0.5, prediction_type="epsilon"))

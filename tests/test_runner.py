@@ -3,7 +3,7 @@ import os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
-from internvid_nb.runner import run_stage, read_parts
+from internvid_nb.runner import run_stage, read_parts, run_lock, remove_stale_temp
 
 JOB = Path(__file__).parent / "helpers" / "run_stage_job.py"
 
@@ -26,6 +26,7 @@ def test_kill_9_then_rerun_gives_the_same_table(tmp_path):
         os.kill(p.pid, signal.SIGKILL); p.wait()
         n_parts = len(list(out.glob("part-*.parquet")))
         assert target <= n_parts < 45, n_parts                             # killed in the middle
+        (out / ".part-99999999-0123456789.parquet.x1y2.tmp").write_bytes(b"half")   # a write cut by the kill, whether or not this kill cut one
         assert _run(out, "bad").returncode == 0
         again = read_parts(out)
         assert not list(out.glob(".*tmp"))                                 # no half-written part survives
@@ -43,3 +44,14 @@ def test_a_table_with_a_repeated_index_runs(tmp_path):
     t = pd.concat([pd.DataFrame({"clip_id": ["a", "b"]}), pd.DataFrame({"clip_id": ["c"]})])     # index 0, 1, 0
     out = run_stage(lambda b: b.assign(n=b.clip_id.str.len()), t, tmp_path / "r", batch_size=1, progress=False)
     assert out.clip_id.tolist() == ["a", "b", "c"] and len(list((tmp_path / "r").glob("part-*.parquet"))) == 3
+
+
+def test_stale_temp_files_are_removed_but_not_those_of_a_live_run_in_a_subfolder(tmp_path):
+    (tmp_path / "a").mkdir(); (tmp_path / "b" / "c").mkdir(parents=True)
+    mine, stale, live = tmp_path / ".x.parquet.1.tmp", tmp_path / "a" / ".y.parquet.2.tmp", tmp_path / "b" / "c" / ".z.parquet.3.tmp"
+    for p in (mine, stale, live): p.write_bytes(b"")
+    with run_lock(tmp_path / "b"):                                          # another run writes under b now
+        with run_lock(tmp_path): assert remove_stale_temp(tmp_path) == 2
+        assert live.exists() and not mine.exists() and not stale.exists()
+    with run_lock(tmp_path): assert remove_stale_temp(tmp_path) == 1       # b's run ended: what it left is stale
+    assert not live.exists()

@@ -174,3 +174,15 @@ def test_cli_trains_and_saves(tmp_path):
     assert main(["--out", str(tmp_path), "--epochs", "0.5", "--batch-size", "16", "--max-steps", "2", "--train-text", "--no-hflip"]) == 0
     m = ViCLIP.from_pretrained(tmp_path / "final")
     assert m.config.name == "viclip-tiny" and (tmp_path / "last.pt").exists()
+
+
+def test_a_checkpoint_of_other_settings_or_clips_is_refused_and_logging_knobs_may_change(tmp_path, small_set):
+    cfg = TrainConfig(**CFG)
+    quiet = lambda *a: None
+    train(ViCLIP("tiny"), small_set, cfg, tmp_path / "r", max_steps=2, log=quiet)
+    with pytest.raises(CheckpointError, match=r"lr: 0\.001 -> 0\.0001"):
+        train(ViCLIP("tiny"), small_set, TrainConfig(**{**CFG, "lr": 1e-4}), tmp_path / "r", log=quiet)
+    other = ClipSet(small_set.table.assign(caption=small_set.table.caption + " again"), 64, frames=small_set.frames, hflip=False)
+    with pytest.raises(CheckpointError, match="training clips differ"): train(ViCLIP("tiny"), other, cfg, tmp_path / "r", log=quiet)
+    h = train(ViCLIP("tiny"), small_set, TrainConfig(**{**CFG, "log_every": 2}), tmp_path / "r", max_steps=3, log=quiet)
+    assert h[-1]["step"] == 3                                                   # resumed at step 2

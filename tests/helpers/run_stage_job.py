@@ -2,7 +2,7 @@
 import sys, time
 import numpy as np
 import pandas as pd
-from internvid_nb.runner import run_stage
+from internvid_nb.runner import run_stage, run_lock, remove_stale_temp
 from internvid_nb.sampleworld import load_world
 from internvid_nb.videoio import read_frames, segments
 
@@ -18,4 +18,6 @@ def frame_stats(batch: pd.DataFrame) -> pd.DataFrame:
 
 table = load_world().clips[["clip_id", "path"]]
 if len(sys.argv) > 2: table = pd.concat([table, pd.DataFrame({"clip_id": ["broken"], "path": ["/nonexistent.mp4"]})], ignore_index=True)
-run_stage(frame_stats, table, sys.argv[1], batch_size=8, progress=False)
+with run_lock(sys.argv[1]):                                    # as the command line does: the folder locked, a killed run's temp files removed
+    remove_stale_temp(sys.argv[1])
+    run_stage(frame_stats, table, sys.argv[1], batch_size=8, progress=False)
