@@ -707,7 +707,8 @@ class Gallery:
         for j in sorted(self.folder.glob("gen[0-9][0-9][0-9][0-9].json")):
             try:
                 e = json.loads(j.read_text())
-                n = len(e["prompts"]) if isinstance(e, dict) and isinstance(e.get("prompts"), list) else 0
+                if not isinstance(e, dict): raise ValueError("not a JSON object")
+                n = len(e["prompts"]) if isinstance(e.get("prompts"), list) else 0
                 kinds = {"id": int, "steps": int, "seed": int, "guidance": (int, float), "seconds": (int, float)}
                 bad = [k for k, t in kinds.items() if not isinstance(e.get(k) if n else None, t) or isinstance(e.get(k), bool)]
                 bad += [k for k, t in (("prompts", str), ("clipsim", (int, float)), ("digit_seen", int))
