@@ -11,10 +11,10 @@ import pandas as pd
 from .core import atomic_write, map_items
 from .videoio import VideoError, probe_many, read_samplings, read_frames, frame_strip, save_png, segments, middle, at_fps, write_gif
 from .schema import write_parquet, write_internvid_jsonl
-from .sampleworld import load_world, make_world, check_world, real_clips, sample_world_dir, DEFECTS
+from .sampleworld import load_world, make_world, verify_world, real_clips, sample_world_dir, DEFECTS
 
 # %% auto #0
-__all__ = ['write_report', 'run_demo', 'main']
+__all__ = ['write_report', 'WorldDamaged', 'run_demo', 'main']
 
 # %% ../nbs/10_demo.ipynb #5b2552fa
 def _strip_with_cuts(frames: np.ndarray, cuts: list[int], every: int = 4) -> np.ndarray:
@@ -48,6 +48,14 @@ def write_report(out: Path, sections: list[dict], title: str = "internvid-nb dem
     return out/"index.html"
 
 # %% ../nbs/10_demo.ipynb #26aab9f4
+class WorldDamaged(RuntimeError):
+    "The sample world's files do not match its manifest: nothing is run on it."
+    def __init__(self, folder, problems: list[str]):
+        self.problems = problems
+        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        super().__init__(f"the sample world in {folder} is damaged:\n  {shown}\nrestore it with "
+                         f"`git checkout -- {folder}` or regenerate it with `make data`")
+
 def run_demo(out, world_dir=None, verify: bool = True, log=print) -> dict:
     "Run every stage that exists on the sample world and the real clips; write results and a report to `out`."
     out, t0, sections, summary = Path(out), time.time(), [], {}
@@ -55,9 +63,9 @@ def run_demo(out, world_dir=None, verify: bool = True, log=print) -> dict:
     if not (world_dir/"clips.parquet").exists():
         log(f"no sample world in {world_dir}: generating it"); make_world(world_dir)
     if verify:
-        diff = check_world(world_dir)
-        summary["world_identical_to_regeneration"] = not diff
-        log("sample world regenerates bit for bit" if not diff else f"sample world differs from a regeneration: {diff[:5]}")
+        problems = verify_world(world_dir)
+        if problems: raise WorldDamaged(world_dir, problems)
+        log("sample world intact: every file matches MANIFEST.json")
     w = load_world(world_dir)
     c = w.clips
     counts = pd.crosstab(c.split, c.defect.replace("", "clean"))
@@ -242,11 +250,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="internvid-demo", description="Run the end-to-end demo on data_samples/ and write a report.")
     ap.add_argument("--out", default="outputs/demo", help="folder for tables, figures and index.html")
     ap.add_argument("--world", default=None, help="sample world folder (default: data_samples/sample_world)")
-    ap.add_argument("--no-verify", action="store_true", help="skip regenerating the sample world to check it bit for bit")
+    ap.add_argument("--no-verify", action="store_true", help="skip checking the sample world's files against its MANIFEST.json")
     a = ap.parse_args(argv)
-    s = run_demo(a.out, a.world, verify=not a.no_verify)
-    failed = (s.get("world_identical_to_regeneration") is False or s["probed"]["error"] or s["decode_once"]["errors"]
-              or s["curation"]["clip_errors"])
+    try: s = run_demo(a.out, a.world, verify=not a.no_verify)
+    except WorldDamaged as e:
+        print(f"internvid-demo: {e}", file=sys.stderr)
+        return 4
+    failed = s["probed"]["error"] or s["decode_once"]["errors"] or s["curation"]["clip_errors"]
     return 1 if failed else 0
 
 # %% ../nbs/10_demo.ipynb #7752f2ef

@@ -20,7 +20,7 @@ from .schema import write_parquet, read_parquet
 __all__ = ['COLORS', 'BACKGROUNDS', 'MOTIONS', 'DIGITS', 'DEFECTS', 'STAY', 'REAL_CLIPS', 'WorldConfig', 'digit_images',
            'render_frame', 'render_clip', 'frame_caption', 'clip_caption', 'make_object', 'make_scene',
            'holdout_combos', 'generate_world', 'content_hash', 'write_world', 'make_world', 'read_config',
-           'check_world', 'sample_world_dir', 'SampleWorld', 'load_world', 'real_clips', 'main']
+           'check_world', 'verify_world', 'sample_world_dir', 'SampleWorld', 'load_world', 'real_clips', 'main']
 
 # %% ../nbs/03_sampleworld.ipynb #63ee0c88
 COLORS = {"red": (235, 50, 50), "green": (60, 200, 70), "blue": (70, 120, 255),
@@ -299,6 +299,21 @@ def check_world(folder) -> list[str]:
     old = json.loads((folder/"MANIFEST.json").read_text())
     on_disk = {str(p.relative_to(folder)): content_hash(p) for p in folder.rglob("*") if p.is_file() and p.name != "MANIFEST.json"}
     return sorted(k for k in set(new) | set(old) | set(on_disk) if not (new.get(k) == old.get(k) == on_disk.get(k)))
+
+def verify_world(folder) -> list[str]:
+    "Problems of a written world's files against its MANIFEST.json, one line each (empty: intact). Regenerates nothing."
+    folder = Path(folder)
+    try: manifest = json.loads((folder/"MANIFEST.json").read_text())
+    except (OSError, ValueError) as e: return [f"MANIFEST.json: unreadable ({type(e).__name__}: {e})"]
+    problems = []
+    for name, digest in sorted(manifest.items()):
+        path = folder/name
+        if not path.is_file(): problems.append(f"{name}: missing")
+        else:
+            try: ok = content_hash(path) == digest
+            except Exception: ok = False                         # a damaged parquet file fails to read
+            if not ok: problems.append(f"{name}: content differs from MANIFEST.json")
+    return problems
 
 # %% ../nbs/03_sampleworld.ipynb #35e8d6e9
 def sample_world_dir() -> Path: return data_samples_dir()/"sample_world"

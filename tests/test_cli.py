@@ -36,10 +36,11 @@ def _pipeline(cfg, out, *extra, **kw):
 
 
 def _outputs(out: Path) -> dict:
-    "Everything a finished run leaves that must not depend on kills: tables, subsets, jsonl, generations."
+    "Everything a finished run leaves that must not depend on kills: tables, subsets, jsonl, shards, generations."
     cur = out / "curation"
     return {"clips": read_parquet(cur / "clips.parquet"), **{f"subset_{p.stem}": read_parquet(p) for p in sorted((cur / "subsets").glob("*.parquet"))},
-            "jsonl": (cur / "internvid.jsonl").read_text(), "generate": json.loads((out / "generate" / "done.json").read_text()),
+            "jsonl": (cur / "internvid.jsonl").read_text(), "shards": [p.read_bytes() for p in sorted((cur / "shards").glob("*.tar"))],
+            "generate": json.loads((out / "generate" / "done.json").read_text()),
             "gifs": [p.read_bytes() for p in sorted((out / "generate").glob("*.gif"))]}
 
 

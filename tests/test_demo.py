@@ -1,5 +1,5 @@
 """The main job runs end to end on data_samples and escapes what it puts into HTML."""
-import json
+import json, shutil
 import pandas as pd
 from internvid_nb.demo import run_demo, write_report
 
@@ -37,3 +37,16 @@ def test_report_escapes_captions_and_paths(tmp_path):
                              "figures": [{"src": "a'><script>.png", "caption": evil}]}])
     html = (tmp_path / "index.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_main_job_stops_with_exit_4_naming_a_damaged_or_missing_world_file(tmp_path, capsys):
+    from internvid_nb.demo import main
+    from internvid_nb.sampleworld import sample_world_dir
+    broken = tmp_path / "world"
+    shutil.copytree(sample_world_dir(), broken)
+    (broken / "raw" / "raw_01.mp4").unlink()
+    (broken / "clips" / "val_0003.mp4").write_bytes(b"\x00" * 100)
+    assert main(["--out", str(tmp_path / "out"), "--world", str(broken)]) == 4
+    err = capsys.readouterr().err
+    assert "raw/raw_01.mp4: missing" in err and "clips/val_0003.mp4: content differs from MANIFEST.json" in err and "make data" in err
+    assert not (tmp_path / "out").exists()                                   # nothing ran on the damaged world
