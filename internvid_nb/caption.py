@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_caption.ipynb #cb3c9c09
 from __future__ import annotations
-import json, re, tempfile, time, unicodedata
+import json, pickle, re, tempfile, time, unicodedata
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import data_samples_dir, map_items, atomic_write
+from .viclip import refused_pickle
 from .videoio import read_samplings, decode_rows, middle, at_fps, VideoError
 
 # %% auto #0
@@ -48,6 +49,7 @@ def _load(loader, name, **kw):
     "`loader.from_pretrained(name)` from local files only, with a clear error when the model is not here."
     src = resolve_model(name)
     try: return loader.from_pretrained(src, local_files_only=True, **kw)
+    except pickle.UnpicklingError as e: raise refused_pickle(src, e) from None        # weights that are not plain tensors
     except (OSError, ValueError) as e:
         if Path(src).is_dir(): raise ModelNotFound(f"{name}: the folder does not hold a loadable model ({type(e).__name__}: {str(e)[:300]})") from None
         raise ModelNotFound(f"{name!r} is not a local folder, an embedded model ({', '.join(embedded_models()) or 'none'}) or in the "

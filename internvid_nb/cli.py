@@ -9,17 +9,17 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import atomic_write
+from .core import atomic_write, as_text, printable, number_arg
 from .runner import Stage, LocalEngine, RunLocked, TableError, run_lock, run_stage, remove_stale_temp
-from .schema import read_parquet, write_parquet
+from .schema import read_parquet, write_parquet, check_cells, SchemaError
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'STAGES', 'PAPER_NUMBERS', 'EXIT_OK', 'EXIT_ITEMS_FAILED', 'EXIT_USAGE', 'EXIT_LOCKED', 'EXIT_INPUT',
-           'EXIT_ERROR', 'EXIT_INTERRUPTED', 'InputError', 'read_table', 'read_videos', 'EngineConfig',
-           'TrainStageConfig', 'EvaluateStageConfig', 'GenerateStageConfig', 'PipelineConfig', 'load_config',
-           'train_stage', 'evaluate_stage', 'generate_stage', 'compare_with_paper', 'pipeline_sections', 'run_pipeline',
-           'cmd_segment', 'cmd_caption', 'cmd_score', 'cmd_select', 'cmd_export', 'cmd_evaluate', 'cmd_generate',
-           'cmd_train', 'cmd_pipeline', 'build_parser', 'main']
+           'EXIT_ERROR', 'EXIT_OS', 'EXIT_INTERRUPTED', 'EXIT_CODES', 'POSITIVE', 'COUNT', 'InputError', 'read_table',
+           'read_videos', 'EngineConfig', 'TrainStageConfig', 'EvaluateStageConfig', 'GenerateStageConfig',
+           'PipelineConfig', 'load_config', 'train_stage', 'evaluate_stage', 'generate_stage', 'compare_with_paper',
+           'pipeline_sections', 'run_pipeline', 'cmd_segment', 'cmd_caption', 'cmd_score', 'cmd_select', 'export_row',
+           'cmd_export', 'cmd_evaluate', 'cmd_generate', 'cmd_train', 'cmd_pipeline', 'build_parser', 'main']
 
 # %% ../nbs/20_cli.ipynb #11270b3d
 class InputError(ValueError):
@@ -40,6 +40,10 @@ def read_table(path, need: typing.Sequence[str] = ()) -> pd.DataFrame:
     except Exception as e: raise InputError(f"{p}: unreadable table ({type(e).__name__}: {e})") from e
     missing = [c for c in need if c not in t.columns]
     if missing: raise InputError(f"{p}: missing column(s) {missing}; it has {list(t.columns)}")
+    try: check_cells(t, str(p))                                 # a NaN path, a start of strings: named before any work
+    except SchemaError as e: raise InputError(str(e)) from None
+    for c in ("clip_id", "video_id"):                               # integer ids (a csv's) are read as text
+        if c in t and not t[c].map(lambda v: isinstance(v, str)).all(): t[c] = t[c].map(str)
     if "path" in t.columns:
         t["path"] = [str(x) if Path(str(x)).is_absolute() else str((p.parent/str(x)).resolve()) for x in t.path]
     return t
@@ -347,15 +351,28 @@ def run_pipeline(c: PipelineConfig, progress: bool = True, log=print) -> dict:
     return summary
 
 # %% ../nbs/20_cli.ipynb #dc91e129
-EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INPUT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INPUT, EXIT_ERROR, EXIT_OS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 6, 130
+EXIT_CODES = {EXIT_OK: "done", EXIT_ITEMS_FAILED: "some items failed (each named on stderr, kept as error rows)",
+              EXIT_USAGE: "usage: an unknown command, or an option out of its range (named)",
+              EXIT_LOCKED: "the output folder is in use by another run",
+              EXIT_INPUT: "missing or malformed input, config or model (named), or a checkpoint refused as unsafe",
+              EXIT_ERROR: "unexpected error (what finished is kept)",
+              EXIT_OS: "the file system refused a read or write: the path and the cause named (not a folder, read-only, disk full)",
+              EXIT_INTERRUPTED: "interrupted (rerun the same command to resume)"}
+
+def _stderr(message: str) -> None:
+    "Print a message for the user, with control characters (of clip ids, paths, captions) escaped."
+    print(printable(message), file=sys.stderr)
+
+POSITIVE, COUNT = number_arg(int, 1), number_arg(int, 0)        # at least one; zero or more
 
 def _engine_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("engine")
     g.add_argument("--engine", choices=["local", "ray"], default="local", help="local: this machine's processes; ray: a Ray cluster (default: local)")
-    g.add_argument("--workers", type=int, default=1, help="local worker processes, each with its own model copy (default: 1)")
+    g.add_argument("--workers", type=POSITIVE, default=1, help="local worker processes, each with its own model copy (default: 1)")
     g.add_argument("--ray-address", default="", help="Ray cluster address ('auto' or host:port); empty starts a Ray on this machine")
-    g.add_argument("--num-cpus", type=int, default=0, help="CPUs of a Ray started here (default: all)")
-    g.add_argument("--batch-size", type=int, default=16, help="rows per batch; a part file per batch (default: 16)")
+    g.add_argument("--num-cpus", type=COUNT, default=0, help="CPUs of a Ray started here (default: all)")
+    g.add_argument("--batch-size", type=POSITIVE, default=16, help="rows per batch; a part file per batch (default: 16)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 def _engine(a) -> object:
@@ -394,7 +411,7 @@ def _run_table_stage(a, stage: Stage, table: pd.DataFrame, out: Path, name: str,
             res = table.drop(columns=[c for c in table.columns if c in res.columns and c != id_col]).merge(res, on=id_col, how="right")
         write_parquet(res, out/f"{name}.parquet")
     bad = res[res.status != "ok"] if "status" in res else res.iloc[:0]
-    for _, r in bad.iterrows(): print(f"failed: {r[id_col]}: {r.error}", file=sys.stderr)
+    for _, r in bad.iterrows(): _stderr(f"failed: {r[id_col]}: {r.error}")
     print(f"{name}: {len(res) - len(bad)} rows ok, {len(bad)} failed -> {out/f'{name}.parquet'}")
     return EXIT_ITEMS_FAILED if len(bad) else EXIT_OK
 
@@ -437,21 +454,40 @@ def cmd_select(a) -> int:
     print(f"select {a.subset}: {len(sub)} of {len(t)} clips -> {Path(a.out)/f'{a.subset}.parquet'}")
     return EXIT_OK
 
+def export_row(row: dict, caption_col: str = "caption") -> dict:
+    "The row with its caption and times checked for export (a missing start/end: the whole file); ValueError naming the cause."
+    from internvid_nb.videoio import probe
+    if not as_text(row.get(caption_col)).strip(): raise ValueError(f"no caption in column {caption_col!r}")
+    start, end = row.get("start"), row.get("end")
+    start = 0.0 if as_text(start) == "" else float(start)
+    end = probe(row["path"]).duration if as_text(end) == "" else float(end)
+    if not (np.isfinite(start) and np.isfinite(end)): raise ValueError(f"start {start} s / end {end} s: not finite")
+    if start < 0: raise ValueError(f"start {start} s is negative")
+    if end <= start: raise ValueError(f"end {end} s is not after start {start} s")
+    return {**row, "start": start, "end": end, "caption": as_text(row[caption_col])}
+
 def cmd_export(a) -> int:
     from internvid_nb.schema import write_internvid_jsonl, row_to_internvid_record
     from internvid_nb.export import write_shards
+    from internvid_nb.videoio import VideoError
     t = read_table(a.table, ["clip_id", "video_id", "path", "start", "end", a.caption_col])     # what the jsonl records need
-    recs = t.assign(caption=t[a.caption_col])
-    errors: list[str] = []
-    ok = []
-    for i, row in enumerate(recs.to_dict("records")):                # a row that cannot convert is an error naming its clip, not a crash
-        try: row_to_internvid_record(row); ok.append(i)
-        except Exception as e: errors.append(f"{row.get('clip_id')}: {type(e).__name__}: {e}")
+    errors, rows = [], []
+    for row in t.to_dict("records"):                                # a row that cannot be exported is an error naming its clip
+        try:
+            checked = export_row(row, a.caption_col)
+            row_to_internvid_record(checked)
+        except (ValueError, TypeError, VideoError) as e:
+            errors.append(f"{row.get('clip_id')}: {e}")
+            continue
+        rows.append(checked)
+    good = pd.DataFrame(rows, columns=list(t.columns) + ["caption"] * ("caption" not in t.columns))
+    failed: list[int] = []
     with run_lock(a.out):
-        write_internvid_jsonl(recs.iloc[ok], Path(a.out)/"internvid.jsonl")
-        shards = write_shards(t.iloc[ok], Path(a.out)/"shards", a.shard_size, caption_col=a.caption_col, errors=errors)
-    for e in errors: print(f"failed: {e}", file=sys.stderr)
-    print(f"export: {len(t)} clips -> internvid.jsonl and {len(shards)} shard(s) in {a.out}; {len(errors)} failed")
+        shards = write_shards(good, Path(a.out)/"shards", a.shard_size, caption_col=a.caption_col, errors=errors, failed=failed)
+        written = good.drop(index=good.index[failed])               # the jsonl lists exactly the clips in the shards
+        write_internvid_jsonl(written, Path(a.out)/"internvid.jsonl")
+    for e in errors: _stderr(f"failed: {e}")
+    print(f"export: {len(written)} of {len(t)} clips -> internvid.jsonl and {len(shards)} shard(s) in {a.out}; {len(errors)} failed")
     return EXIT_ITEMS_FAILED if errors else EXIT_OK
 
 def cmd_evaluate(a) -> int:
@@ -466,7 +502,7 @@ def cmd_generate(a) -> int:
     c = PipelineConfig(generate=GenerateStageConfig(a.model, list(a.prompts), a.steps, a.guidance, a.seed, a.fps))
     out = Path(a.out)
     with run_lock(out): rows = generate_stage(c, out)
-    for r in rows: print(f"{r['mp4']}  CLIPSIM {r['clipsim']:.3f}  {r['prompt']}")
+    for r in rows: print(printable(f"{r['mp4']}  CLIPSIM {r['clipsim']:.3f}  {r['prompt']}"))
     return EXIT_OK
 
 def cmd_train(a) -> int:
@@ -484,9 +520,9 @@ def cmd_pipeline(a) -> int:
     c = load_config(a.config, ov)
     s = run_pipeline(c, progress=not a.no_progress)
     cur = s.get("curate", {})
-    for vid, err in cur.get("video_errors", []): print(f"failed: video {vid}: {err}", file=sys.stderr)
-    for cid, err in cur.get("clip_errors", []): print(f"failed: clip {cid}: {err}", file=sys.stderr)
-    for err in cur.get("export_errors", []): print(f"failed: export {err}", file=sys.stderr)
+    for vid, err in cur.get("video_errors", []): _stderr(f"failed: video {vid}: {err}")
+    for cid, err in cur.get("clip_errors", []): _stderr(f"failed: clip {cid}: {err}")
+    for err in cur.get("export_errors", []): _stderr(f"failed: export {err}")
     print(f"pipeline: {json.dumps(s['seconds'])}; report: {s.get('report', '-')}")
     return EXIT_ITEMS_FAILED if cur.get("clip_errors") or cur.get("videos_failed") or cur.get("export_errors") else EXIT_OK
 
@@ -494,12 +530,13 @@ def cmd_pipeline(a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="internvid", description="internvid-nb batch jobs: curate video-text data, train and evaluate ViCLIP, "
                                  "generate videos. Every stage resumes where a killed run stopped; rerun the same command.",
-                                 epilog="exit codes: 0 ok, 1 some items failed, 2 usage, 3 output folder locked, 4 missing or malformed input, config or model, 5 unexpected error, 130 interrupted")
+                                 epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()))
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("segment", help="cut raw videos into clips (PySceneDetect content detector)", description="Cut raw videos into clips; writes OUT/clips.parquet.")
     p.add_argument("videos", help="a folder of videos or a table (parquet/csv/jsonl) with path and optional video_id")
-    p.add_argument("--out", required=True, help="output folder"); p.add_argument("--threshold", type=float, default=27.0, help="content threshold (default 27)")
-    p.add_argument("--min-scene-len", type=int, default=15, help="shortest scene in frames (default 15)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--threshold", type=number_arg(float, 0, low_open=True), default=27.0, help="content threshold (default 27)")
+    p.add_argument("--min-scene-len", type=POSITIVE, default=15, help="shortest scene in frames (default 15)")
     _engine_args(p); p.set_defaults(fn=cmd_segment)
     p = sub.add_parser("caption", help="caption clips at two scales (coarse frame caption, fine frames, summary)", description="Writes OUT/captions.parquet.")
     p.add_argument("clips", help="clips table with clip_id, path and optional start/end (seconds)"); p.add_argument("--out", required=True, help="output folder")
@@ -515,15 +552,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("select", help="near-duplicates out, then one of the paper's subsets", description="Writes OUT/<subset>.parquet.")
     p.add_argument("table", help="scored clips table"); p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--subset", choices=["flt", "aes", "div", "random"], default="flt", help="which subset (default flt)")
-    p.add_argument("--frac", type=float, default=0.3, help="share kept by flt, div and random (default 0.3)")
-    p.add_argument("--threshold", type=float, default=4.0, help="aes: the aesthetic score threshold (default 4)")
+    p.add_argument("--frac", type=number_arg(float, 0, 1, low_open=True), default=0.3, help="share kept by flt, div and random, in (0, 1] (default 0.3)")
+    p.add_argument("--threshold", type=number_arg(float), default=4.0, help="aes: the aesthetic score threshold (default 4)")
     p.add_argument("--no-dedupe", dest="dedupe", action="store_false", help="keep near-duplicates")
-    p.add_argument("--dup-threshold", type=float, default=0.9999, help="cosine similarity of near-duplicates (default 0.9999)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of div and random"); p.set_defaults(fn=cmd_select)
+    p.add_argument("--dup-threshold", type=number_arg(float, -1, 1), default=0.9999, help="cosine similarity of near-duplicates, in [-1, 1] (default 0.9999)")
+    p.add_argument("--seed", type=COUNT, default=0, help="random seed of div and random"); p.set_defaults(fn=cmd_select)
     p = sub.add_parser("export", help="InternVid jsonl and WebDataset shards", description="Writes OUT/internvid.jsonl and OUT/shards/*.tar.")
     p.add_argument("table", help="clips table with clip_id, video_id, path, start, end (seconds) and a caption column"); p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--caption-col", default="caption", help="caption column (default caption)")
-    p.add_argument("--shard-size", type=int, default=1000, help="clips per shard (default 1000)"); p.set_defaults(fn=cmd_export)
+    p.add_argument("--shard-size", type=POSITIVE, default=1000, help="clips per shard (default 1000)"); p.set_defaults(fn=cmd_export)
     p = sub.add_parser("train", help="train ViCLIP (works under torchrun); options: internvid train --help", add_help=False,
                        description="Passes every argument to internvid_nb.train.main.")
     p.add_argument("train_args", nargs=argparse.REMAINDER); p.set_defaults(fn=cmd_train)
@@ -535,13 +572,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="text-to-video samples as mp4 and gif", description="Writes OUT/generate/NNN.mp4/.gif.")
     p.add_argument("prompts", nargs="+", help="one or more prompts"); p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default="t2v-tiny", help="text-to-video model: embedded name or folder (default t2v-tiny)")
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)"); p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)"); p.add_argument("--fps", type=int, default=8, help="frames per second of the files (default 8)")
+    p.add_argument("--steps", type=POSITIVE, default=20, help="DDIM steps (default 20)")
+    p.add_argument("--guidance", type=number_arg(float, 0), default=3.0, help="classifier-free guidance (default 3)")
+    p.add_argument("--seed", type=COUNT, default=0, help="seed (default 0)")
+    p.add_argument("--fps", type=POSITIVE, default=8, help="frames per second of the files (default 8)")
     p.set_defaults(fn=cmd_generate)
     p = sub.add_parser("pipeline", help="the whole chain from one config file (TOML or JSON)", description="Run the stages of CONFIG; see data_samples/pipeline.toml.")
     p.add_argument("config", help="pipeline config (.toml or .json)"); p.add_argument("--out", default="", help="output folder (overrides the config)")
-    p.add_argument("--engine", choices=["local", "ray"], default="", help="overrides [engine] kind"); p.add_argument("--workers", type=int, default=0, help="overrides [engine] workers")
-    p.add_argument("--ray-address", default="", help="overrides [engine] address"); p.add_argument("--num-cpus", type=int, default=0, help="overrides [engine] num_cpus")
+    p.add_argument("--engine", choices=["local", "ray"], default="", help="overrides [engine] kind")
+    p.add_argument("--workers", type=COUNT, default=0, help="overrides [engine] workers (0: the config's)")
+    p.add_argument("--ray-address", default="", help="overrides [engine] address")
+    p.add_argument("--num-cpus", type=COUNT, default=0, help="overrides [engine] num_cpus (0: the config's)")
     p.add_argument("--stages", default="", help="comma-separated stages to run, e.g. curate,report (overrides the config)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars"); p.set_defaults(fn=cmd_pipeline)
     return ap
@@ -555,13 +596,16 @@ def main(argv=None) -> int:
     if argv[:1] == ["train"]:                                         # every option belongs to the training command (torchrun-ready)
         a = argparse.Namespace(command="train", fn=cmd_train, train_args=argv[1:])
     else: a = build_parser().parse_args(argv)
+    say = lambda message: _stderr(f"internvid {a.command}: {message}")
     try: return a.fn(a)
-    except RunLocked as e: print(f"internvid {a.command}: {e}", file=sys.stderr); return EXIT_LOCKED
-    except (InputError, TableError, ModelNotFound, CheckpointError, FileNotFoundError) as e: print(f"internvid {a.command}: {e}", file=sys.stderr); return EXIT_INPUT
-    except KeyboardInterrupt: print(f"internvid {a.command}: interrupted; rerun the same command to resume", file=sys.stderr); return EXIT_INTERRUPTED
+    except RunLocked as e: say(e); return EXIT_LOCKED
+    except (InputError, TableError, ModelNotFound, CheckpointError, FileNotFoundError) as e: say(e); return EXIT_INPUT
+    except OSError as e:                                              # not a folder, read-only, disk full: one line, no traceback
+        say(f"{e.filename or 'file system'}: {e.strerror or e}; what finished is kept, rerun to resume"); return EXIT_OS
+    except KeyboardInterrupt: say("interrupted; rerun the same command to resume"); return EXIT_INTERRUPTED
     except Exception as e:
-        traceback.print_exc()
-        print(f"internvid {a.command}: failed ({type(e).__name__}: {e}); what finished is kept, rerun to resume", file=sys.stderr); return EXIT_ERROR
+        _stderr(traceback.format_exc())
+        say(f"failed ({type(e).__name__}: {e}); what finished is kept, rerun to resume"); return EXIT_ERROR
 
 # %% ../nbs/20_cli.ipynb #804b64ea
 #| eval: false

@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #efd90728
 from __future__ import annotations
-import os, tempfile, contextlib, traceback
+import argparse, contextlib, math, os, re, tempfile, traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_write_bytes', 'ItemResult', 'map_items', 'repo_root', 'data_samples_dir']
+__all__ = ['atomic_write', 'atomic_write_bytes', 'as_text', 'printable', 'number_arg', 'ItemResult', 'map_items', 'repo_root',
+           'data_samples_dir']
 
 # %% ../nbs/00_core.ipynb #1c014c73
 _UMASK = os.umask(0); os.umask(_UMASK)
@@ -20,15 +21,21 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     "Open a temporary sibling of `path` for writing; rename it onto `path` only if the block succeeds."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_UMASK)                     # mkstemp makes 0600; give the file the usual permissions
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_UMASK)                 # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+    except BaseException as e:
+        if tmp:
+            with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        # a full disk or a read-only file system names no file, or the temp file: name the file being written
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp, str(path.parent)):
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 # %% ../nbs/00_core.ipynb #71ebb6eb
@@ -36,6 +43,35 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     "Write `data` to `path` atomically; returns the path."
     with atomic_write(path, "wb") as f: f.write(data)
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #8b85e175
+def as_text(value) -> str:
+    "A table cell as text: '' for None, NaN and pd.NA, else `str(value)`."
+    if value is None or (isinstance(value, float) and math.isnan(value)): return ""
+    if type(value).__name__ == "NAType": return ""        # pd.NA, without importing pandas here
+    return str(value)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+def printable(text) -> str:
+    "`text` with control characters (escape sequences, carriage returns) shown as \\xNN; newlines and tabs kept."
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+# %% ../nbs/00_core.ipynb #c4094975
+def number_arg(kind: type = int, low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable:
+    "An argparse `type`: a finite `kind` (int or float) in [low, high] (low excluded when `low_open`)."
+    noun = "an integer" if kind is int else "a number"
+    bounds = [f"> {low}" if low_open else f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
+    rule = f"{noun} {' and '.join(bounds)}".strip()
+    def parse(text: str):
+        try: value = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {rule}")
+        return value
+    parse.__name__ = rule                                  # argparse names the type in its messages
+    return parse
 
 # %% ../nbs/00_core.ipynb #480bcc59
 @dataclass

@@ -8,6 +8,7 @@ import html
 import numpy as np
 import pandas as pd
 import ipywidgets as W
+from .core import as_text
 from .evaluate import check_embeddings, EvalError
 from .videoio import read_frames, gif_bytes, segments, VideoError
 
@@ -51,6 +52,7 @@ class EmbeddingExplorer:
     def __init__(self, points: pd.DataFrame, color: str = "kind", preview_frames: int = 16):
         import plotly.graph_objects as go
         self.points, self.preview_frames = points.reset_index(drop=True), preview_frames
+        self.points["caption"] = self.points.get("caption", pd.Series("", index=self.points.index)).map(as_text)   # None or NaN: no caption
         options = [c for c in self.points.columns if c not in ("x", "y", "caption", "path", "objects", "frame_captions", "video_emb")
                    and self.points[c].map(lambda v: isinstance(v, (str, int, float, np.integer, np.floating, bool))).all()]
         self.color = W.Dropdown(options=options, value=color if color in options else "kind", description="colour")

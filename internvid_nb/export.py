@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 import numpy as np
 import pandas as pd
-from .core import atomic_write
+from .core import atomic_write, as_text
 from .videoio import read_range, mp4_bytes, open_video, VideoError
 
 # %% auto #0
@@ -33,8 +33,9 @@ def _jsonable(v):
     return v if v is not pd.NA else None
 
 def write_shards(df: pd.DataFrame, out_dir, shard_size: int = 1000, prefix: str = "shard", caption_col: str = "caption",
-                 errors: list | None = None) -> list[Path]:
-    "Write the clips of `df` as WebDataset tar shards of `shard_size` samples; a clip that cannot be read goes to `errors`."
+                 errors: list | None = None, failed: list | None = None) -> list[Path]:
+    "Write `df`'s clips as WebDataset tar shards of `shard_size` samples; an unreadable clip goes to `errors`, its position to `failed`."
+    if shard_size < 1: raise ValueError(f"shard_size must be at least 1, got {shard_size}")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     paths, rows = [], df.to_dict("records")
     for s in range(0, len(rows), shard_size):
@@ -45,9 +46,11 @@ def write_shards(df: pd.DataFrame, out_dir, shard_size: int = 1000, prefix: str 
                 try: clip = _clip_bytes(row)
                 except VideoError as e:
                     if errors is None: raise
-                    errors.append(f"{row.get('clip_id', key)}: {e}"); continue
+                    errors.append(f"{row.get('clip_id', key)}: {e}")
+                    if failed is not None: failed.append(k)
+                    continue
                 meta = {c: _jsonable(v) for c, v in row.items() if c not in ("video_emb",)}
-                for ext, data in (("mp4", clip), ("txt", str(row.get(caption_col) or "").encode()),
+                for ext, data in (("mp4", clip), ("txt", as_text(row.get(caption_col)).encode()),
                                   ("json", json.dumps(meta, ensure_ascii=False, default=str).encode())):
                     info = tarfile.TarInfo(f"{key}.{ext}"); info.size = len(data); info.mtime = 0; info.mode = 0o644
                     tar.addfile(info, io.BytesIO(data))

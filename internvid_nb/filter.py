@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .videoio import read_samplings, decode_rows, segments, VideoError
-from .core import map_items
+from .core import map_items, as_text
 
 # %% auto #0
 __all__ = ['SCORE_SAMPLINGS', 'VideoTextModel', 'ViCLIPScorer', 'CLIPFrameScorer', 'quality_parts', 'TechnicalQuality',
@@ -166,8 +166,11 @@ def score_stage(batch: pd.DataFrame, model: VideoTextModel, caption_col: str = "
                 aesthetic: AestheticScorer | None = None) -> pd.DataFrame:
     "Scores of a batch of clips (clip_id, path, caption, optional start/end): sim, aesthetic, motion, words, embedding."
     from internvid_nb.caption import in_batch_order
-    rows, frames, errors = decode_rows((r for _, r in batch.iterrows()), SCORE_SAMPLINGS)
-    return in_batch_order(errors + score_frames(rows, frames, model, aesthetic, caption_col), batch)
+    has_text = [bool(as_text(r[caption_col]).strip()) for _, r in batch.iterrows()]
+    uncaptioned = [{"clip_id": cid, "status": "error", "error": f"no caption in column {caption_col!r} to score against"}
+                   for cid, ok in zip(batch.clip_id, has_text) if not ok]       # a score against empty text means nothing
+    rows, frames, errors = decode_rows((r for (_, r), ok in zip(batch.iterrows(), has_text) if ok), SCORE_SAMPLINGS)
+    return in_batch_order(uncaptioned + errors + score_frames(rows, frames, model, aesthetic, caption_col), batch)
 
 # %% ../nbs/12_filter.ipynb #ac552ac2
 def find_duplicates(emb: np.ndarray, ids: Sequence[str], threshold: float = 0.9999) -> list[str]:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from .core import atomic_write, data_samples_dir
+from .viclip import load_torch_file
 
 # %% auto #0
 __all__ = ['T2V_CONFIGS', 'T2V_TINY_RECIPE', 'T2VConfig', 'patchify', 'unpatchify', 'TextEncoder', 'TextToVideo',
@@ -297,7 +298,7 @@ def train_t2v(pipe: TextToVideo, captions: Sequence[str], videos: np.ndarray, c:
     step, history = 0, []
     ckpt = Path(out)/"last.pt" if out else None
     if ckpt and ckpt.exists():
-        st = torch.load(ckpt, map_location=dev, weights_only=True)
+        st = load_torch_file(ckpt, dev)
         was, now = json.loads(st.get("train_config", "{}")), asdict(c)
         diff = [k for k in now if k not in ("steps", "ckpt_every", "log_every") and k in was and was[k] != now[k]]
         if diff: raise ValueError(f"{ckpt} was trained with other settings ({', '.join(f'{k}: {was[k]} -> {now[k]}' for k in diff)}); use another run folder")

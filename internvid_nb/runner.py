@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_runner.ipynb #ebc2b4c9
 from __future__ import annotations
-import fcntl, hashlib, json, os, pickle, socket, time, traceback
+import errno, fcntl, hashlib, json, os, pickle, socket, time, traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +165,10 @@ class RunLocked(RuntimeError):
 @contextmanager
 def run_lock(folder) -> Iterator[Path]:
     "Hold `folder`'s lock while the block runs; raise `RunLocked` if another process holds it."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():                     # mkdir would say "File exists", which misleads
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory: a file is in the way of the output folder", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
     f = open(folder/".lock", "a+")
     try:
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -11,13 +11,13 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa, pyarrow.parquet as pq
-from .core import atomic_write
+from .core import atomic_write, as_text
 
 # %% auto #0
 __all__ = ['VIDEO_COLUMNS', 'CLIP_COLUMNS', 'CAPTION_COLUMNS', 'SCORE_COLUMNS', 'STATUS_COLUMNS', 'TABLES', 'REQUIRED',
-           'SIM_FIELDS', 'Column', 'SchemaError', 'conform', 'write_parquet', 'read_parquet', 'parse_timestamp',
-           'format_timestamp', 'JsonlIssue', 'JsonlError', 'internvid_record_to_row', 'read_internvid_jsonl',
-           'row_to_internvid_record', 'write_internvid_jsonl']
+           'NON_NULL', 'SIM_FIELDS', 'Column', 'SchemaError', 'conform', 'check_cells', 'write_parquet', 'read_parquet',
+           'parse_timestamp', 'format_timestamp', 'JsonlIssue', 'JsonlError', 'internvid_record_to_row',
+           'read_internvid_jsonl', 'row_to_internvid_record', 'write_internvid_jsonl']
 
 # %% ../nbs/02_schema.ipynb #a75104ef
 @dataclass(frozen=True)
@@ -94,6 +94,42 @@ def _castable(v, dtype: str) -> bool:
     try: pd.Series([v]).astype(dtype); return True
     except (TypeError, ValueError): return False
 
+# %% ../nbs/02_schema.ipynb #83b9b77a
+NON_NULL = ("clip_id", "video_id", "path")
+
+def _missing(v) -> bool: return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+def _is_number(v) -> bool: return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+
+def _bad_cells(s: pd.Series, name: str, dtype: str) -> pd.Series:
+    "True where a cell does not hold the column's type; nulls are bad only in the NON_NULL columns."
+    if name in NON_NULL:                                              # ids may be integers (a csv's), paths are text
+        types = (str,) if name == "path" else (str, int, np.integer)
+        return s.map(lambda v: _missing(v) or v == "" or not isinstance(v, types))
+    if dtype == "string": return s.map(lambda v: not (_missing(v) or isinstance(v, str)))
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s): return pd.Series(False, index=s.index)
+    return s.map(lambda v: not (_missing(v) or _is_number(v)))
+
+def _expected(name: str, dtype: str) -> str:
+    if name in NON_NULL: return "non-empty text"
+    if dtype == "string": return "text"
+    if name in ("start", "end"): return "a number (seconds)"
+    return "an integer" if dtype == "Int64" else "a number"
+
+def check_cells(df: pd.DataFrame, where: str = "table") -> None:
+    "Raise a SchemaError naming column, row and expected type for each known column holding a value of another type."
+    known = {**TABLES["videos"], **TABLES["clips"]}
+    ids = df["clip_id"] if "clip_id" in df else df["video_id"] if "video_id" in df else None
+    problems = []
+    for name in [c for c in df.columns if c in known and known[c].dtype != "object"]:
+        bad = _bad_cells(df[name], name, known[name].dtype)
+        if not bad.any(): continue
+        i = bad.idxmax()
+        who = f" ({ids.name} {ids[i]!r})" if ids is not None and name != ids.name and not _missing(ids[i]) else ""
+        more = f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else ""
+        problems.append(f"column {name!r}, row {i}{who}: expected {_expected(name, known[name].dtype)}, got {df[name][i]!r}{more}")
+    if problems: raise SchemaError(f"{where}: " + "; ".join(problems))
+
 # %% ../nbs/02_schema.ipynb #c6d8e538
 def write_parquet(df: pd.DataFrame, path, table: str | None = None) -> Path:
     "Write `df` (conformed to `table` when given) to `path` as parquet, atomically."
@@ -128,6 +164,7 @@ def parse_timestamp(ts) -> float:
 
 def format_timestamp(seconds: float) -> str:
     "'HH:MM:SS.fff' for a number of seconds (milliseconds rounded)."
+    if not math.isfinite(seconds) or seconds < 0: raise ValueError(f"a timestamp needs finite seconds >= 0, got {seconds}")
     ms = int(round(seconds * 1000))
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
@@ -196,7 +233,7 @@ def _num(v) -> bool: return v is not None and not (isinstance(v, float) and math
 def row_to_internvid_record(row: dict) -> dict:
     "A clips-table row as an InternVid annotation dict (scores named as in the releases)."
     rec = {"YoutubeID": row["video_id"], "Start_timestamp": format_timestamp(row["start"]),
-           "End_timestamp": format_timestamp(row["end"]), "Caption": row.get("caption") or ""}
+           "End_timestamp": format_timestamp(row["end"]), "Caption": as_text(row.get("caption"))}
     if _num(row.get("sim_score")):
         model = row.get("sim_model") or "UMT"
         rec[{"UMT": "UMT_Score", "CLIP": "CLIP_Score"}.get(model, f"{model}_Score")] = float(row["sim_score"])

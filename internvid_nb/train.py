@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from .core import atomic_write, data_samples_dir
+from .core import atomic_write, data_samples_dir, number_arg
 from .videoio import read_frames, segments, mp4_bytes
-from .viclip import ViCLIP, CheckpointError, viclip_config, preprocess, train_augment, load_state_dict_file
+from .viclip import ViCLIP, CheckpointError, viclip_config, preprocess, train_augment, load_state_dict_file, load_torch_file
 
 # %% auto #0
 __all__ = ['TINY_RECIPE', 'gather_features', 'contrastive_loss', 'ClipSet', 'TrainConfig', 'lr_at', 'make_optimizer', 'embed_set',
@@ -187,7 +187,7 @@ def train(model: ViCLIP, data: ClipSet, c: TrainConfig, out=None, val: ClipSet |
     amp = c.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     if ckpt and ckpt.exists():                      # every rank reads the same file (run folders live on a shared filesystem)
-        st = torch.load(ckpt, map_location=device, weights_only=True)
+        st = load_torch_file(ckpt, device)
         _check_resumable(ckpt, st, c, data_key)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["optimizer"])
         if st.get("scaler"): scaler.load_state_dict(st["scaler"])
@@ -315,13 +315,17 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default="tiny", help="tiny, B/16 or L/14")
     ap.add_argument("--init", help="ViCLIP checkpoint (.pth/.safetensors/folder) to start from")
     ap.add_argument("--init-clip", help="local transformers CLIPModel folder to inflate")
-    ap.add_argument("--epochs", type=float, default=10); ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--grad-accum", type=int, default=1); ap.add_argument("--lr", type=float, default=4e-4)
-    ap.add_argument("--masking", type=float, default=0.9); ap.add_argument("--unmasked-epochs", type=float, default=0.5)
+    ap.add_argument("--epochs", type=number_arg(float, 0, low_open=True), default=10, help="epochs (default 10)")
+    ap.add_argument("--batch-size", type=number_arg(int, 1), default=64, help="global batch size (default 64)")
+    ap.add_argument("--grad-accum", type=number_arg(int, 1), default=1, help="micro-batches per step (default 1)")
+    ap.add_argument("--lr", type=number_arg(float, 0, low_open=True), default=4e-4, help="peak learning rate (default 4e-4)")
+    ap.add_argument("--masking", type=number_arg(float, 0, 1), default=0.9, help="share of video patches masked (default 0.9)")
+    ap.add_argument("--unmasked-epochs", type=number_arg(float, 0), default=0.5, help="closing epochs without masking (default 0.5)")
     ap.add_argument("--train-text", action="store_true", help="train the text tower too (it is frozen by default)")
     ap.add_argument("--no-hflip", action="store_true", help="no horizontal flips (captions that say left/right)")
-    ap.add_argument("--drop-path", type=float, help="stochastic depth of the vision tower (the release: 0.1)")
-    ap.add_argument("--seed", type=int, default=0); ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--drop-path", type=number_arg(float, 0, 1), help="stochastic depth of the vision tower (the release: 0.1)")
+    ap.add_argument("--seed", type=number_arg(int, 0), default=0, help="seed (default 0)")
+    ap.add_argument("--max-steps", type=number_arg(int, 1), help="stop after this many steps (default: all)")
     a = ap.parse_args(argv)
     if "RANK" in os.environ and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

@@ -19,9 +19,9 @@ from .tokenizer import clip_tokenizer
 # %% auto #0
 __all__ = ['MEAN', 'STD', 'VisionConfig', 'TextConfig', 'ViCLIPConfig', 'viclip_config', 'QuickGELU', 'Attention', 'drop_path',
            'ResidualAttentionBlock', 'Transformer', 'mask_tokens', 'VisionTransformer', 'TextTransformer', 'ViCLIP',
-           'resize_temporal_embedding', 'config_from_state_dict', 'CheckpointError', 'load_state_dict_file',
-           'check_state_dict', 'release_state_dict_shapes', 'clip_hf_to_openai', 'inflate_clip', 'stride_indices',
-           'normalize_frames', 'preprocess', 'train_augment']
+           'resize_temporal_embedding', 'config_from_state_dict', 'CheckpointError', 'refused_pickle',
+           'load_torch_file', 'load_state_dict_file', 'check_state_dict', 'release_state_dict_shapes',
+           'clip_hf_to_openai', 'inflate_clip', 'stride_indices', 'normalize_frames', 'preprocess', 'train_augment']
 
 # %% ../nbs/05_viclip.ipynb #be0163c4
 @dataclass
@@ -282,6 +282,20 @@ def config_from_state_dict(sd: dict, vision_heads: int | None = None, text_heads
 class CheckpointError(ValueError):
     "A checkpoint that cannot be loaded: what is wrong with it."
 
+def refused_pickle(path, error: pickle.UnpicklingError) -> CheckpointError:
+    "The CheckpointError for a torch file that `weights_only` loading refused (or that is no pickle at all)."
+    if "GLOBAL" not in str(error):
+        return CheckpointError(f"{path}: not a readable torch checkpoint (pickle data is damaged or not a pickle)")
+    what = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
+    return CheckpointError(f"{path}: refused to load: the file holds Python objects other than tensors, which could run "
+                           f"code when unpickled ({what}). Convert it to safetensors where you trust its source.")
+
+def load_torch_file(path, map_location="cpu"):
+    "torch.load with `weights_only=True`; a refused, damaged or unreadable file is a CheckpointError naming it."
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e: raise refused_pickle(path, e) from None
+    except (RuntimeError, EOFError, OSError) as e: raise CheckpointError(f"{path}: not a readable torch checkpoint ({e})") from None
+
 def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     "A state dict from .safetensors or a torch file (weights only); unwraps 'model'/'state_dict' and 'module.'."
     path = Path(path)
@@ -291,14 +305,7 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
         try: sd = load_file(str(path))
         except Exception as e: raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
     else:
-        try: obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            if "GLOBAL" not in str(e): raise CheckpointError(f"{path}: not a readable torch checkpoint (pickle data is damaged or not a pickle)") from None
-            what = next((l.strip() for l in str(e).splitlines() if "GLOBAL" in l), "")
-            raise CheckpointError(f"{path}: refused to load: the file holds Python objects other than tensors, which could run "
-                                  f"code when unpickled ({what}). Convert it to safetensors where you trust its source.") from None
-        except (RuntimeError, EOFError, OSError) as e: raise CheckpointError(f"{path}: not a readable torch checkpoint ({e})") from None
-        sd = obj
+        sd = obj = load_torch_file(path)
         for key in ("model", "state_dict", "module"):
             if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict): sd = sd[key]
         if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):

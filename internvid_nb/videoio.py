@@ -37,16 +37,25 @@ def _check_file(path) -> Path:
     return p
 
 # %% ../nbs/01_videoio.ipynb #070017e9
+def _why_unreadable(p: Path) -> str:
+    "What is wrong with a file decord cannot open: no video stream (audio only), not a container, or a damaged one."
+    try:
+        with av.open(str(p)) as c:
+            if not c.streams.video:
+                kinds = sorted({s.type for s in c.streams}) or ["no"]
+                return f"the file has no video stream (only {' and '.join(kinds)} streams)"
+    except (av.error.FFmpegError, OSError, ValueError): pass
+    head = p.read_bytes()[:12]
+    if b"ftyp" not in head and not head.startswith((b"\x1aE\xdf\xa3", b"RIFF", b"GIF8")): return "no video container signature"
+    return "container is damaged or truncated (index missing)"
+
 def open_video(path, size: tuple[int, int] | None = None, num_threads: int = 1) -> decord.VideoReader:
     "Open `path` with decord; `size=(height, width)` resizes every frame during decoding."
     p = _check_file(path)
     h, w = size if size is not None else (-1, -1)
     try: vr = decord.VideoReader(str(p), ctx=decord.cpu(0), width=w, height=h, num_threads=num_threads)
     except (RuntimeError, decord.DECORDError) as e:
-        head = p.read_bytes()[:12]
-        kind = "no video container signature" if b"ftyp" not in head and not head.startswith((b"\x1aE\xdf\xa3", b"RIFF", b"GIF8")) \
-               else "container is damaged or truncated (index missing)"
-        raise VideoError(p, f"not a readable video: {kind} ({type(e).__name__})") from None
+        raise VideoError(p, f"not a readable video: {_why_unreadable(p)} ({type(e).__name__})") from None
     if len(vr) == 0: raise VideoError(p, "the video stream holds no frames")
     return vr
 

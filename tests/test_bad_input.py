@@ -1,0 +1,198 @@
+"""Bad inputs and faults, one kind per test: each names the item and the cause, the batch goes on, finished work is kept."""
+import errno, shutil, subprocess
+from pathlib import Path
+import av
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from internvid_nb.cli import main, EXIT_CODES, EXIT_INPUT, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_OS, EXIT_USAGE
+from internvid_nb.core import repo_root
+from internvid_nb.export import read_shards
+from internvid_nb.schema import read_internvid_jsonl
+
+
+def _clips(world, n=6) -> pd.DataFrame:
+    return world.clips.head(n)[["clip_id", "video_id", "path", "start", "end", "caption"]].reset_index(drop=True)
+
+
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        for i in range(8):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 16000, i * 1024
+            for p in s.encode(f): c.mux(p)
+        for p in s.encode(): c.mux(p)
+    return path
+
+
+def test_export_writes_only_the_clips_it_exports_and_never_a_nan_caption(world, tmp_path, capsys):
+    t = _clips(world)
+    t.loc[1, ["start", "end"]] = [2.0, 1.0]                       # end before start
+    t.loc[2, "start"] = -1.0                                      # negative time
+    t.loc[3, "path"] = str(tmp_path / "broken.mp4"); (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    t.loc[4, "caption"] = None                                    # no caption
+    t.loc[5, ["start", "end"]] = [np.nan, np.nan]                 # the whole file: exported, with its real end
+    t.to_parquet(tmp_path / "t.parquet")
+    assert main(["export", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "o")]) == EXIT_ITEMS_FAILED
+    err = capsys.readouterr().err
+    for cid, cause in ((1, "is not after start"), (2, "is negative"), (3, "not a readable video"), (4, "no caption in column 'caption'")):
+        assert f"failed: {t.clip_id[cid]}: " in err and cause in err, (cid, err)
+    text = (tmp_path / "o" / "internvid.jsonl").read_text()
+    assert "NaN" not in text
+    back, issues = read_internvid_jsonl(tmp_path / "o" / "internvid.jsonl", strict=True)
+    assert issues == [] and list(back.video_id) == [t.video_id[0], t.video_id[5]]
+    assert back.end[1] == pytest.approx(world.clips.end[5], abs=0.01)
+    samples = list(read_shards(sorted((tmp_path / "o" / "shards").glob("*.tar"))))
+    assert [x["json"]["clip_id"] for x in samples] == [t.clip_id[0], t.clip_id[5]]            # the jsonl's two clips, no more
+    assert [x["txt"] for x in samples] == [t.caption[0], t.caption[5]]
+
+
+@pytest.mark.parametrize("argv, option, rule", [
+    (["export", "T", "--shard-size", "0"], "--shard-size", "must be an integer >= 1"),
+    (["export", "T", "--shard-size", "-1"], "--shard-size", "must be an integer >= 1"),
+    (["caption", "T", "--batch-size", "-1"], "--batch-size", "must be an integer >= 1"),
+    (["caption", "T", "--batch-size", "0"], "--batch-size", "must be an integer >= 1"),
+    (["score", "T", "--workers", "0"], "--workers", "must be an integer >= 1"),
+    (["select", "T", "--frac", "-2"], "--frac", "must be a number > 0 and <= 1"),
+    (["select", "T", "--dup-threshold", "nan"], "--dup-threshold", "out of range"),
+    (["segment", "T", "--min-scene-len", "0"], "--min-scene-len", "must be an integer >= 1"),
+    (["segment", "T", "--threshold", "abc"], "--threshold", "is not a number"),
+    (["generate", "a cat", "--fps", "0"], "--fps", "must be an integer >= 1"),
+    (["generate", "a cat", "--steps", "0"], "--steps", "must be an integer >= 1"),
+    (["pipeline", "T", "--workers", "-3"], "--workers", "must be an integer >= 0"),
+    (["train", "--batch-size", "0"], "--batch-size", "must be an integer >= 1"),
+    (["train", "--masking", "1.5"], "--masking", "must be a number >= 0 and <= 1"),
+])
+def test_every_numeric_option_is_checked_when_parsed_exit_2_naming_it(argv, option, rule, tmp_path, capsys):
+    (tmp_path / "shards").mkdir(); (tmp_path / "shards" / "shard-000000.tar").write_bytes(b"earlier run")
+    argv = [str(tmp_path / "t.parquet") if x == "T" else x for x in argv] + ["--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and rule in err, err
+    assert (tmp_path / "shards" / "shard-000000.tar").exists()   # nothing was deleted
+
+
+def test_tables_are_checked_on_read_naming_column_row_and_type(world, tmp_path, capsys):
+    t = _clips(world)
+    nan_path = t.assign(path=t.path.astype(object)); nan_path.loc[2, "path"] = np.nan
+    (tmp_path / "nan").write_bytes((Path(world.clips.path[0])).read_bytes())    # a file named "nan" must not be read in its place
+    nan_path.to_parquet(tmp_path / "p.parquet")
+    assert main(["caption", str(tmp_path / "p.parquet"), "--out", str(tmp_path / "o1"), "--no-progress"]) == EXIT_INPUT
+    assert f"column 'path', row 2 (clip_id '{t.clip_id[2]}'): expected non-empty text, got nan" in capsys.readouterr().err
+    t.assign(start=["0", "1", "x", "0", "0", "0"]).to_parquet(tmp_path / "s.parquet")
+    assert main(["score", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "o2"), "--no-progress"]) == EXIT_INPUT
+    assert f"column 'start', row 0 (clip_id '{t.clip_id[0]}'): expected a number (seconds), got '0' (and 5 more rows)" in capsys.readouterr().err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    # a NaN end is the whole file: scored, not an error
+    t.loc[1, "end"] = np.nan
+    t.to_parquet(tmp_path / "e.parquet")
+    assert main(["score", str(tmp_path / "e.parquet"), "--out", str(tmp_path / "o3"), "--no-progress"]) == EXIT_OK
+
+
+def _small_fs(path: Path, *options: str) -> bool:
+    "Mount a 256 KiB tmpfs at `path` (root, as here and in CI); False where mounting is not allowed."
+    path.mkdir()
+    opts = ",".join(("size=256k",) + options)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def _unmount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("fault", ["output under a file", "output is a file", "read-only", "disk full"])
+def test_os_errors_exit_6_with_one_line_naming_the_path_and_cause(fault, world, tmp_path, capsys, monkeypatch):
+    t = _clips(world, 3)
+    t.to_parquet(tmp_path / "t.parquet")
+    fs = tmp_path / "fs"
+    if fault == "output under a file":
+        (tmp_path / "afile").write_text("x"); out, cause = tmp_path / "afile" / "o", "Not a directory"
+    elif fault == "output is a file":
+        (tmp_path / "o").write_text("x"); out, cause = tmp_path / "o", "Not a directory"
+    else:
+        mounted = _small_fs(fs, "ro") if fault == "read-only" else _small_fs(fs)
+        out = fs / "o"
+        cause = "Read-only file system" if fault == "read-only" else "No space left on device"
+        if not mounted:                                           # no mount here: the same error raised by the writer
+            code = errno.EROFS if fault == "read-only" else errno.ENOSPC
+            import internvid_nb.export as ex
+            def refuse(*a, **k): raise OSError(code, cause)
+            monkeypatch.setattr(ex.tarfile, "open", refuse)
+            out = tmp_path / "o"
+    try:
+        if fault == "disk full" and out.parent == fs:             # fill all but a little of the disk
+            (fs / "filler").write_bytes(b"\0" * (256 * 1024 - 20000))
+        rc = main(["export", str(tmp_path / "t.parquet"), "--out", str(out)])
+    finally:
+        if fs.exists(): _unmount(fs)
+    err = capsys.readouterr().err.strip()
+    assert rc == EXIT_OS, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and cause in err and str(tmp_path) in err, err
+    assert EXIT_OS in EXIT_CODES
+
+
+def test_a_refused_unsafe_checkpoint_exits_4_with_one_message_everywhere(tmp_path, world, capsys):
+    class Evil:
+        def __reduce__(self): return (print, ("this must never run",))
+    cap = tmp_path / "cap"
+    shutil.copytree(repo_root() / "data_samples" / "models" / "captioner-tiny", cap)
+    (cap / "model.safetensors").unlink(); torch.save({"x": Evil()}, cap / "pytorch_model.bin")
+    run = tmp_path / "run"; run.mkdir(); torch.save({"x": Evil()}, run / "last.pt")
+    _clips(world, 2).to_parquet(tmp_path / "t.parquet")
+    for argv in (["caption", str(tmp_path / "t.parquet"), "--captioner", str(cap), "--out", str(tmp_path / "o"), "--no-progress"],
+                 ["train", "--out", str(run), "--max-steps", "1", "--batch-size", "2"]):
+        assert main(argv) == EXIT_INPUT
+        out = capsys.readouterr()
+        assert "this must never run" not in out.out
+        err = out.err.strip()
+        assert len(err.splitlines()) == 1 and "refused to load" in err and "Traceback" not in err, err
+
+
+def test_an_audio_only_file_is_said_to_have_no_video_stream(world, tmp_path, capsys):
+    t = _clips(world, 2)
+    t.loc[1, "path"] = str(_audio_only(tmp_path / "talk.m4a"))
+    t.to_parquet(tmp_path / "t.parquet")
+    assert main(["score", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "o"), "--no-progress"]) == EXIT_ITEMS_FAILED
+    err = capsys.readouterr().err
+    assert f"failed: {t.clip_id[1]}: " in err and "has no video stream (only audio streams)" in err and "damaged" not in err
+
+
+def test_control_characters_in_ids_are_escaped_in_every_message(world, tmp_path, capsys):
+    t = _clips(world, 2)
+    t.loc[1, "clip_id"] = "evil\x1b]0;owned\x07\x1b[2J\rid"
+    t.loc[1, "path"] = str(tmp_path / "gone.mp4")
+    t.to_parquet(tmp_path / "t.parquet")
+    assert main(["score", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "o"), "--no-progress"]) == EXIT_ITEMS_FAILED
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\r" not in err
+    assert "evil\\x1b]0;owned\\x07\\x1b[2J\\x0did" in err
+
+
+def test_scoring_a_clip_without_caption_is_an_error_row(world, tmp_path, capsys):
+    t = _clips(world, 3)
+    t.loc[1, "caption"] = None; t.loc[2, "caption"] = "  "
+    t.to_parquet(tmp_path / "t.parquet")
+    assert main(["score", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "o"), "--no-progress"]) == EXIT_ITEMS_FAILED
+    s = pd.read_parquet(tmp_path / "o" / "scores.parquet").set_index("clip_id")
+    assert list(s.status) == ["ok", "error", "error"] and s.error.iloc[1] == "no caption in column 'caption' to score against"
+    assert s.sim_score.iloc[1:].isna().all()
+
+
+def test_the_explorer_shows_points_whose_caption_is_none(world):
+    from internvid_nb.explorer import EmbeddingExplorer
+    t = _clips(world, 8)
+    p = pd.concat([t.assign(kind="video"), t.assign(kind="text")], ignore_index=True)
+    p = p.assign(x=np.arange(16.0), y=np.arange(16.0)[::-1])
+    p.loc[2, "caption"] = None; p.loc[3, "caption"] = np.nan
+    e = EmbeddingExplorer(p)
+    e.show(2)
+    assert "<p></p>" in e.caption.value and "None" not in e.caption.value and "nan" not in e.fig.data[0].hovertext[3]
+
+
+def test_the_readme_exit_code_table_is_the_one_the_command_uses():
+    readme = (repo_root() / "README.md").read_text()
+    rows = dict(line.strip("|").split("|", 1) for line in readme.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit())
+    assert {int(k): v.strip(" |") for k, v in rows.items()} == EXIT_CODES
