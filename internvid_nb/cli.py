@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_cli.ipynb #58bb8dd9
 from __future__ import annotations
-import argparse, dataclasses, hashlib, json, os, shutil, sys, time, tomllib, typing
+import argparse, dataclasses, errno, hashlib, json, os, shutil, sys, time, tomllib, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -14,18 +14,20 @@ from .runner import Stage, LocalEngine, RunLocked, TableError, run_lock, run_sta
 from .schema import read_parquet, write_parquet, check_cells, SchemaError
 
 # %% auto #0
-__all__ = ['VIDEO_EXTS', 'STAGES', 'PAPER_NUMBERS', 'EXIT_OK', 'EXIT_ITEMS_FAILED', 'EXIT_USAGE', 'EXIT_LOCKED', 'EXIT_INPUT',
-           'EXIT_ERROR', 'EXIT_OS', 'EXIT_INTERRUPTED', 'EXIT_CODES', 'POSITIVE', 'COUNT', 'InputError', 'read_table',
-           'read_videos', 'EngineConfig', 'TrainStageConfig', 'EvaluateStageConfig', 'GenerateStageConfig',
-           'PipelineConfig', 'load_config', 'train_stage', 'evaluate_stage', 'generate_stage', 'compare_with_paper',
-           'pipeline_sections', 'run_pipeline', 'cmd_segment', 'cmd_caption', 'cmd_score', 'cmd_select', 'export_row',
-           'cmd_export', 'cmd_evaluate', 'cmd_generate', 'cmd_train', 'cmd_pipeline', 'build_parser', 'main']
+__all__ = ['VIDEO_EXTS', 'ID_TYPES', 'STAGES', 'PAPER_NUMBERS', 'EXIT_OK', 'EXIT_ITEMS_FAILED', 'EXIT_USAGE', 'EXIT_LOCKED',
+           'EXIT_INPUT', 'EXIT_ERROR', 'EXIT_OS', 'EXIT_INTERRUPTED', 'EXIT_CODES', 'FS_ERRORS', 'POSITIVE', 'COUNT',
+           'InputError', 'read_table', 'read_videos', 'EngineConfig', 'TrainStageConfig', 'EvaluateStageConfig',
+           'GenerateStageConfig', 'PipelineConfig', 'load_config', 'train_stage', 'evaluate_stage', 'generate_stage',
+           'compare_with_paper', 'pipeline_sections', 'run_pipeline', 'Parser', 'cmd_segment', 'cmd_caption',
+           'cmd_score', 'cmd_select', 'export_row', 'cmd_export', 'cmd_evaluate', 'cmd_generate', 'cmd_train',
+           'cmd_pipeline', 'build_parser', 'main']
 
 # %% ../nbs/20_cli.ipynb #11270b3d
 class InputError(ValueError):
     "A missing or malformed input (file, column, model)."
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+ID_TYPES = {"clip_id": str, "video_id": str}
 
 def read_table(path, need: typing.Sequence[str] = ()) -> pd.DataFrame:
     "A parquet, csv or jsonl table; relative `path` values are made absolute against the table's folder."
@@ -33,8 +35,8 @@ def read_table(path, need: typing.Sequence[str] = ()) -> pd.DataFrame:
     if not p.is_file(): raise InputError(f"{p}: no such table")
     try:
         if p.suffix == ".parquet": t = read_parquet(p)
-        elif p.suffix == ".csv": t = pd.read_csv(p)
-        elif p.suffix in (".jsonl", ".json"): t = pd.read_json(p, lines=p.suffix == ".jsonl")
+        elif p.suffix == ".csv": t = pd.read_csv(p, dtype=ID_TYPES)                          # ids keep leading zeros
+        elif p.suffix in (".jsonl", ".json"): t = pd.read_json(p, lines=p.suffix == ".jsonl", dtype=ID_TYPES)
         else: raise InputError(f"{p}: not a table (.parquet, .csv, .jsonl)")
     except InputError: raise
     except Exception as e: raise InputError(f"{p}: unreadable table ({type(e).__name__}: {e})") from e
@@ -42,8 +44,10 @@ def read_table(path, need: typing.Sequence[str] = ()) -> pd.DataFrame:
     if missing: raise InputError(f"{p}: missing column(s) {missing}; it has {list(t.columns)}")
     try: check_cells(t, str(p))                                 # a NaN path, a start of strings: named before any work
     except SchemaError as e: raise InputError(str(e)) from None
-    for c in ("clip_id", "video_id"):                               # integer ids (a csv's) are read as text
-        if c in t and not t[c].map(lambda v: isinstance(v, str)).all(): t[c] = t[c].map(str)
+    for c in ("clip_id", "video_id"):                               # integer ids (a parquet's) are read as text
+        if c in t and not all(isinstance(v, str) for v in t[c]): t[c] = t[c].map(str)
+    for c in ("start", "end"):                                      # pd.NA and None become NaN: the whole file
+        if c in t: t[c] = pd.to_numeric(t[c]).astype("float64")
     if "path" in t.columns:
         t["path"] = [str(x) if Path(str(x)).is_absolute() else str((p.parent/str(x)).resolve()) for x in t.path]
     return t
@@ -360,9 +364,19 @@ EXIT_CODES = {EXIT_OK: "done", EXIT_ITEMS_FAILED: "some items failed (each named
               EXIT_OS: "the file system refused a read or write: the path and the cause named (not a folder, read-only, disk full)",
               EXIT_INTERRUPTED: "interrupted (rerun the same command to resume)"}
 
-def _stderr(message: str) -> None:
-    "Print a message for the user, with control characters (of clip ids, paths, captions) escaped."
-    print(printable(message), file=sys.stderr)
+def _stderr(message: str, lines: bool = False) -> None:
+    "Print a message for the user, with control characters (of clip ids, paths, captions) escaped; one line unless `lines`."
+    print(printable(message, lines), file=sys.stderr)
+
+class Parser(argparse.ArgumentParser):
+    "argparse with its usage errors escaped (an unknown argument may hold a terminal escape sequence)."
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)}\n")
+
+# errno values of a file system that refuses a read or write: exit 6
+FS_ERRORS = {errno.ENOTDIR, errno.EISDIR, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM,
+             errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP, errno.EIO, errno.EXDEV, errno.EMFILE, errno.ENFILE}
 
 POSITIVE, COUNT = number_arg(int, 1), number_arg(int, 0)        # at least one; zero or more
 
@@ -528,7 +542,7 @@ def cmd_pipeline(a) -> int:
 
 # %% ../nbs/20_cli.ipynb #8d7b3ce6
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="internvid", description="internvid-nb batch jobs: curate video-text data, train and evaluate ViCLIP, "
+    ap = Parser(prog="internvid", description="internvid-nb batch jobs: curate video-text data, train and evaluate ViCLIP, "
                                  "generate videos. Every stage resumes where a killed run stopped; rerun the same command.",
                                  epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()))
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -599,12 +613,17 @@ def main(argv=None) -> int:
     say = lambda message: _stderr(f"internvid {a.command}: {message}")
     try: return a.fn(a)
     except RunLocked as e: say(e); return EXIT_LOCKED
-    except (InputError, TableError, ModelNotFound, CheckpointError, FileNotFoundError) as e: say(e); return EXIT_INPUT
-    except OSError as e:                                              # not a folder, read-only, disk full: one line, no traceback
-        say(f"{e.filename or 'file system'}: {e.strerror or e}; what finished is kept, rerun to resume"); return EXIT_OS
+    except (InputError, TableError, ModelNotFound, CheckpointError, SchemaError, FileNotFoundError) as e: say(e); return EXIT_INPUT
+    except OSError as e:
+        if e.errno in FS_ERRORS:                                      # not a folder, read-only, disk full: one line, no traceback
+            say(f"{e.filename}: {e.strerror}; what finished is kept, rerun to resume"); return EXIT_OS
+        if e.errno is None:                                           # a library's "no file named ..." in a model folder
+            say(e); return EXIT_INPUT
+        _stderr(traceback.format_exc(), lines=True)
+        say(f"failed ({type(e).__name__}: {e}); what finished is kept, rerun to resume"); return EXIT_ERROR
     except KeyboardInterrupt: say("interrupted; rerun the same command to resume"); return EXIT_INTERRUPTED
     except Exception as e:
-        _stderr(traceback.format_exc())
+        _stderr(traceback.format_exc(), lines=True)
         say(f"failed ({type(e).__name__}: {e}); what finished is kept, rerun to resume"); return EXIT_ERROR
 
 # %% ../nbs/20_cli.ipynb #804b64ea

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #efd90728
 from __future__ import annotations
-import argparse, contextlib, math, os, re, tempfile, traceback
+import argparse, contextlib, errno, math, os, re, tempfile, traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -15,15 +15,16 @@ __all__ = ['atomic_write', 'atomic_write_bytes', 'as_text', 'printable', 'number
 
 # %% ../nbs/00_core.ipynb #1c014c73
 _UMASK = os.umask(0); os.umask(_UMASK)
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     "Open a temporary sibling of `path` for writing; rename it onto `path` only if the block succeeds."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = None
+    try: fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e: raise OSError(e.errno, e.strerror, str(path)) from e     # it names a random temp name
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)                 # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
@@ -31,10 +32,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        if tmp:
-            with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        # a full disk or a read-only file system names no file, or the temp file: name the file being written
-        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp, str(path.parent)):
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        # a write that fails for want of space names no file: name the file being written
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRORS and e.filename in (None, tmp):
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
@@ -51,24 +51,33 @@ def as_text(value) -> str:
     if type(value).__name__ == "NAType": return ""        # pd.NA, without importing pandas here
     return str(value)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LAYOUT = "\u2028\u2029\u202a-\u202e\u2066-\u2069"          # line separators and bidi overrides
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_LAYOUT}]")
+_CONTROL_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_LAYOUT}]")
 
-def printable(text) -> str:
-    "`text` with control characters (escape sequences, carriage returns) shown as \\xNN; newlines and tabs kept."
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+def _escape(match: re.Match) -> str:
+    c = ord(match.group())
+    return f"\\x{c:02x}" if c < 256 else f"\\u{c:04x}"
+
+def printable(text, lines: bool = False) -> str:
+    "`text` with control characters (escapes, newlines, bidi overrides) shown as \\xNN; `lines` keeps newlines and tabs."
+    return (_CONTROL_BUT_LINES if lines else _CONTROL).sub(_escape, str(text))
 
 # %% ../nbs/00_core.ipynb #c4094975
-def number_arg(kind: type = int, low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable:
-    "An argparse `type`: a finite `kind` (int or float) in [low, high] (low excluded when `low_open`)."
+def number_arg(kind: type = int, low: float | None = None, high: float | None = None, low_open: bool = False,
+               high_open: bool = False) -> Callable:
+    "An argparse `type`: a finite `kind` (int or float) in [low, high], an end excluded when `low_open`/`high_open`."
     noun = "an integer" if kind is int else "a number"
-    bounds = [f"> {low}" if low_open else f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
+    bounds = ([f"> {low}" if low_open else f">= {low}"] if low is not None else []) + \
+             ([f"< {high}" if high_open else f"<= {high}"] if high is not None else [])
     rule = f"{noun} {' and '.join(bounds)}".strip()
     def parse(text: str):
         try: value = kind(text)
         except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
         too_low = low is not None and (value <= low if low_open else value < low)
-        if not math.isfinite(value) or too_low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {rule}")
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text[:40]} is out of range: must be {rule}")
         return value
     parse.__name__ = rule                                  # argparse names the type in its messages
     return parse

@@ -8,7 +8,7 @@ import argparse, html, json, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import atomic_write, map_items
+from .core import atomic_write, map_items, printable
 from .videoio import VideoError, probe_many, read_samplings, read_frames, frame_strip, save_png, segments, middle, at_fps, write_gif
 from .schema import write_parquet, write_internvid_jsonl
 from .sampleworld import load_world, make_world, verify_world, real_clips, sample_world_dir, DEFECTS
@@ -60,8 +60,8 @@ def run_demo(out, world_dir=None, verify: bool = True, log=print) -> dict:
     "Run every stage that exists on the sample world and the real clips; write results and a report to `out`."
     out, t0, sections, summary = Path(out), time.time(), [], {}
     world_dir = Path(world_dir or sample_world_dir())
-    if not (world_dir/"clips.parquet").exists():
-        log(f"no sample world in {world_dir}: generating it"); make_world(world_dir)
+    if not (world_dir/"MANIFEST.json").exists() and not (world_dir/"clips.parquet").exists():
+        log(f"no sample world in {world_dir}: generating it"); make_world(world_dir)     # a damaged one is not overwritten
     if verify:
         problems = verify_world(world_dir)
         if problems: raise WorldDamaged(world_dir, problems)
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try: s = run_demo(a.out, a.world, verify=not a.no_verify)
     except WorldDamaged as e:
-        print(f"internvid-demo: {e}", file=sys.stderr)
+        print(printable(f"internvid-demo: {e}", lines=True), file=sys.stderr)
         return 4
     failed = s["probed"]["error"] or s["decode_once"]["errors"] or s["curation"]["clip_errors"]
     return 1 if failed else 0

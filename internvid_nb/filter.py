@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .videoio import read_samplings, decode_rows, segments, VideoError
-from .core import map_items, as_text
+from .core import map_items
 
 # %% auto #0
 __all__ = ['SCORE_SAMPLINGS', 'VideoTextModel', 'ViCLIPScorer', 'CLIPFrameScorer', 'quality_parts', 'TechnicalQuality',
@@ -166,7 +166,7 @@ def score_stage(batch: pd.DataFrame, model: VideoTextModel, caption_col: str = "
                 aesthetic: AestheticScorer | None = None) -> pd.DataFrame:
     "Scores of a batch of clips (clip_id, path, caption, optional start/end): sim, aesthetic, motion, words, embedding."
     from internvid_nb.caption import in_batch_order
-    has_text = [bool(as_text(r[caption_col]).strip()) for _, r in batch.iterrows()]
+    has_text = [isinstance(v, str) and bool(v.strip()) for v in batch[caption_col]]     # what score_frames would score
     uncaptioned = [{"clip_id": cid, "status": "error", "error": f"no caption in column {caption_col!r} to score against"}
                    for cid, ok in zip(batch.clip_id, has_text) if not ok]       # a score against empty text means nothing
     rows, frames, errors = decode_rows((r for (_, r), ok in zip(batch.iterrows(), has_text) if ok), SCORE_SAMPLINGS)

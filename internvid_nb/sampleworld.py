@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
-from .core import atomic_write, data_samples_dir
+from .core import atomic_write, data_samples_dir, number_arg
 from .videoio import write_mp4
 from .schema import write_parquet, read_parquet
 
@@ -305,6 +305,7 @@ def verify_world(folder) -> list[str]:
     folder = Path(folder)
     try: manifest = json.loads((folder/"MANIFEST.json").read_text())
     except (OSError, ValueError) as e: return [f"MANIFEST.json: unreadable ({type(e).__name__}: {e})"]
+    if not isinstance(manifest, dict): return ["MANIFEST.json: not a JSON object of file names and hashes"]
     problems = []
     for name, digest in sorted(manifest.items()):
         path = folder/name
@@ -358,7 +359,7 @@ def main(argv=None) -> int:
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--out", help="folder to (re)generate the world into; its old content is replaced")
     g.add_argument("--check", help="folder of a written world to verify bit for bit against a regeneration")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the world (with --out)")
+    ap.add_argument("--seed", type=number_arg(int, 0), default=0, help="seed of the world (with --out)")
     a = ap.parse_args(argv)
     if a.check:
         diff = check_world(a.check)

@@ -101,14 +101,15 @@ def _missing(v) -> bool: return v is None or v is pd.NA or (isinstance(v, float)
 
 def _is_number(v) -> bool: return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
 
-def _bad_cells(s: pd.Series, name: str, dtype: str) -> pd.Series:
-    "True where a cell does not hold the column's type; nulls are bad only in the NON_NULL columns."
+def _bad_cells(s: pd.Series, name: str, dtype: str) -> np.ndarray:
+    "A boolean mask of the cells that do not hold the column's type; nulls are bad only in the NON_NULL columns."
     if name in NON_NULL:                                              # ids may be integers (a csv's), paths are text
         types = (str,) if name == "path" else (str, int, np.integer)
-        return s.map(lambda v: _missing(v) or v == "" or not isinstance(v, types))
-    if dtype == "string": return s.map(lambda v: not (_missing(v) or isinstance(v, str)))
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s): return pd.Series(False, index=s.index)
-    return s.map(lambda v: not (_missing(v) or _is_number(v)))
+        bad = lambda v: _missing(v) or v == "" or not isinstance(v, types)
+    elif dtype == "string": bad = lambda v: not (_missing(v) or isinstance(v, str))
+    elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s): return np.zeros(len(s), bool)
+    else: bad = lambda v: not (_missing(v) or _is_number(v))
+    return np.fromiter((bad(v) for v in s), bool, len(s))         # a plain mask: no pandas reduction on odd dtypes
 
 def _expected(name: str, dtype: str) -> str:
     if name in NON_NULL: return "non-empty text"
@@ -116,18 +117,20 @@ def _expected(name: str, dtype: str) -> str:
     if name in ("start", "end"): return "a number (seconds)"
     return "an integer" if dtype == "Int64" else "a number"
 
+def _shown(v) -> str: return repr(v.item() if isinstance(v, np.generic) else v)
+
 def check_cells(df: pd.DataFrame, where: str = "table") -> None:
-    "Raise a SchemaError naming column, row and expected type for each known column holding a value of another type."
+    "Raise a SchemaError naming column, row (position) and expected type for each known column holding a value of another type."
     known = {**TABLES["videos"], **TABLES["clips"]}
     ids = df["clip_id"] if "clip_id" in df else df["video_id"] if "video_id" in df else None
     problems = []
     for name in [c for c in df.columns if c in known and known[c].dtype != "object"]:
         bad = _bad_cells(df[name], name, known[name].dtype)
         if not bad.any(): continue
-        i = bad.idxmax()
-        who = f" ({ids.name} {ids[i]!r})" if ids is not None and name != ids.name and not _missing(ids[i]) else ""
+        i = int(bad.argmax())
+        who = f" ({ids.name} {_shown(ids.iloc[i])})" if ids is not None and name != ids.name and not _missing(ids.iloc[i]) else ""
         more = f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else ""
-        problems.append(f"column {name!r}, row {i}{who}: expected {_expected(name, known[name].dtype)}, got {df[name][i]!r}{more}")
+        problems.append(f"column {name!r}, row {i}{who}: expected {_expected(name, known[name].dtype)}, got {_shown(df[name].iloc[i])}{more}")
     if problems: raise SchemaError(f"{where}: " + "; ".join(problems))
 
 # %% ../nbs/02_schema.ipynb #c6d8e538

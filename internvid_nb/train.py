@@ -319,7 +319,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=number_arg(int, 1), default=64, help="global batch size (default 64)")
     ap.add_argument("--grad-accum", type=number_arg(int, 1), default=1, help="micro-batches per step (default 1)")
     ap.add_argument("--lr", type=number_arg(float, 0, low_open=True), default=4e-4, help="peak learning rate (default 4e-4)")
-    ap.add_argument("--masking", type=number_arg(float, 0, 1), default=0.9, help="share of video patches masked (default 0.9)")
+    ap.add_argument("--masking", type=number_arg(float, 0, 1, high_open=True), default=0.9, help="share of video patches masked (default 0.9)")
     ap.add_argument("--unmasked-epochs", type=number_arg(float, 0), default=0.5, help="closing epochs without masking (default 0.5)")
     ap.add_argument("--train-text", action="store_true", help="train the text tower too (it is frozen by default)")
     ap.add_argument("--no-hflip", action="store_true", help="no horizontal flips (captions that say left/right)")
@@ -330,10 +330,11 @@ def main(argv=None) -> int:
     if "RANK" in os.environ and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    from internvid_nb.schema import read_parquet
+    from internvid_nb.schema import read_parquet, check_cells
     from internvid_nb.sampleworld import load_world
     if a.clips:
         table = read_parquet(a.clips)
+        check_cells(table, a.clips)                                  # a NaN path or a start of strings, named before training
         if a.caption_col not in table: ap.error(f"{a.clips}: no caption column {a.caption_col!r} (choose one with --caption-col); it has {list(table.columns)}")
         table = table.assign(caption=table[a.caption_col])
     else: w = load_world(); table = w.clips[w.clips.split == "train"]
@@ -345,7 +346,8 @@ def main(argv=None) -> int:
     c = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr, masking_prob=a.masking,
                     unmasked_epochs=a.unmasked_epochs, freeze_text=not a.train_text, hflip=not a.no_hflip, seed=a.seed)
     data = ClipSet(table, size, model.config.vision.num_frames, crop_scale=c.crop_scale, hflip=c.hflip)
-    val = ClipSet(read_parquet(a.val), size, model.config.vision.num_frames) if a.val else None
+    if a.val: check_cells(val_table := read_parquet(a.val), a.val)
+    val = ClipSet(val_table, size, model.config.vision.num_frames) if a.val else None
     train(model, data, c, a.out, val=val, max_steps=a.max_steps)
     if _rank_world()[0] == 0: model.save_pretrained(Path(a.out)/"final")
     if dist.is_initialized(): dist.destroy_process_group()

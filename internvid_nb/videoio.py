@@ -45,7 +45,7 @@ def _why_unreadable(p: Path) -> str:
                 kinds = sorted({s.type for s in c.streams}) or ["no"]
                 return f"the file has no video stream (only {' and '.join(kinds)} streams)"
     except (av.error.FFmpegError, OSError, ValueError): pass
-    head = p.read_bytes()[:12]
+    with open(p, "rb") as f: head = f.read(12)
     if b"ftyp" not in head and not head.startswith((b"\x1aE\xdf\xa3", b"RIFF", b"GIF8")): return "no video container signature"
     return "container is damaged or truncated (index missing)"
 
@@ -200,8 +200,9 @@ def _check_frames(frames) -> np.ndarray:
         raise ValueError(f"frames must be non-empty uint8 [T, H, W, 3], got {frames.dtype} {list(frames.shape)}")
     return frames
 
-# One thread, and no macroblock-tree rate control: with mbtree on, libx264 gave two different bitstreams for the
-# same frames in 14 of 352 sample clips (4 encodes each, two CPU-bound processes beside it); with it off, none.
+# One thread, and no macroblock-tree rate control: with mbtree on, libx264 gave a second bitstream for the same
+# frames in 14 of the 352 sample clips' rendered frames (4 encodes each, machine busy) and in 7 of 100 (10 encodes,
+# machine idle); with it off, in none of 352 (20 encodes each, busy).
 # cpu-independent keeps the bytes the same on machines whose CPUs pick other assembly routines.
 X264_OPTIONS = {"preset": "medium", "threads": "1", "x264-params": "mbtree=0:cpu-independent=1"}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from internvid_nb.cli import main, EXIT_CODES, EXIT_INPUT, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_OS, EXIT_USAGE
+from internvid_nb.cli import main, read_table, EXIT_CODES, EXIT_INPUT, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_OS, EXIT_USAGE
 from internvid_nb.core import repo_root
 from internvid_nb.export import read_shards
 from internvid_nb.schema import read_internvid_jsonl
@@ -63,7 +63,7 @@ def test_export_writes_only_the_clips_it_exports_and_never_a_nan_caption(world, 
     (["generate", "a cat", "--steps", "0"], "--steps", "must be an integer >= 1"),
     (["pipeline", "T", "--workers", "-3"], "--workers", "must be an integer >= 0"),
     (["train", "--batch-size", "0"], "--batch-size", "must be an integer >= 1"),
-    (["train", "--masking", "1.5"], "--masking", "must be a number >= 0 and <= 1"),
+    (["train", "--masking", "1"], "--masking", "must be a number >= 0 and < 1"),
 ])
 def test_every_numeric_option_is_checked_when_parsed_exit_2_naming_it(argv, option, rule, tmp_path, capsys):
     (tmp_path / "shards").mkdir(); (tmp_path / "shards" / "shard-000000.tar").write_bytes(b"earlier run")
@@ -86,10 +86,18 @@ def test_tables_are_checked_on_read_naming_column_row_and_type(world, tmp_path, 
     assert main(["score", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "o2"), "--no-progress"]) == EXIT_INPUT
     assert f"column 'start', row 0 (clip_id '{t.clip_id[0]}'): expected a number (seconds), got '0' (and 5 more rows)" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
-    # a NaN end is the whole file: scored, not an error
-    t.loc[1, "end"] = np.nan
+    # a NaN or pd.NA end is the whole file: scored, not an error
+    t["end"] = t.end.astype("Float64"); t.loc[1, "end"] = pd.NA
     t.to_parquet(tmp_path / "e.parquet")
     assert main(["score", str(tmp_path / "e.parquet"), "--out", str(tmp_path / "o3"), "--no-progress"]) == EXIT_OK
+    # ids from a csv keep their leading zeros; a categorical column is fine; an empty table is read as empty
+    t.assign(clip_id=[f"00{i}" for i in range(6)]).to_csv(tmp_path / "c.csv", index=False)
+    assert list(read_table(tmp_path / "c.csv").clip_id) == [f"00{i}" for i in range(6)]
+    t.assign(video_id=pd.Categorical(["v"] * 6)).to_parquet(tmp_path / "cat.parquet")
+    assert list(read_table(tmp_path / "cat.parquet").video_id) == ["v"] * 6
+    t.iloc[:0].to_parquet(tmp_path / "empty.parquet")
+    assert main(["export", str(tmp_path / "empty.parquet"), "--out", str(tmp_path / "o4")]) == EXIT_OK
+    assert (tmp_path / "o4" / "internvid.jsonl").read_text() == "" and "export: 0 of 0 clips" in capsys.readouterr().out
 
 
 def _small_fs(path: Path, *options: str) -> bool:
@@ -162,13 +170,15 @@ def test_an_audio_only_file_is_said_to_have_no_video_stream(world, tmp_path, cap
 
 def test_control_characters_in_ids_are_escaped_in_every_message(world, tmp_path, capsys):
     t = _clips(world, 2)
-    t.loc[1, "clip_id"] = "evil\x1b]0;owned\x07\x1b[2J\rid"
+    t.loc[1, "clip_id"] = "evil\x1b]0;owned\x07\x1b[2J\rid\nfailed: forged"
     t.loc[1, "path"] = str(tmp_path / "gone.mp4")
     t.to_parquet(tmp_path / "t.parquet")
     assert main(["score", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "o"), "--no-progress"]) == EXIT_ITEMS_FAILED
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err and "\r" not in err
-    assert "evil\\x1b]0;owned\\x07\\x1b[2J\\x0did" in err
+    assert "evil\\x1b]0;owned\\x07\\x1b[2J\\x0did\\x0afailed: forged" in err and "\nfailed: forged" not in err
+    with pytest.raises(SystemExit) as e: main(["score", "t.parquet", "--out", "o", "--bogus\x1b[2J"])     # argparse's own errors too
+    assert e.value.code == EXIT_USAGE and "--bogus\\x1b[2J" in capsys.readouterr().err
 
 
 def test_scoring_a_clip_without_caption_is_an_error_row(world, tmp_path, capsys):
@@ -196,3 +206,13 @@ def test_the_readme_exit_code_table_is_the_one_the_command_uses():
     readme = (repo_root() / "README.md").read_text()
     rows = dict(line.strip("|").split("|", 1) for line in readme.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit())
     assert {int(k): v.strip(" |") for k, v in rows.items()} == EXIT_CODES
+
+
+def test_a_model_folder_missing_its_weights_exits_4_naming_it(tmp_path, capsys):
+    model = tmp_path / "t2v"
+    shutil.copytree(repo_root() / "data_samples" / "models" / "t2v-tiny", model)
+    for f in model.rglob("*.safetensors"): f.unlink()
+    assert main(["generate", "a red 3", "--model", str(model), "--steps", "1", "--out", str(tmp_path / "o")]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip()                                    # (diffusers logs a warning line first)
+    assert err.splitlines()[-1].startswith("internvid generate: ") and "no file named" in err, err
+    assert "Traceback" not in err and "file system" not in err, err

@@ -46,7 +46,8 @@ def test_main_job_stops_with_exit_4_naming_a_damaged_or_missing_world_file(tmp_p
     shutil.copytree(sample_world_dir(), broken)
     (broken / "raw" / "raw_01.mp4").unlink()
     (broken / "clips" / "val_0003.mp4").write_bytes(b"\x00" * 100)
+    (broken / "clips.parquet").unlink()                                        # not regenerated over the damaged world
     assert main(["--out", str(tmp_path / "out"), "--world", str(broken)]) == 4
     err = capsys.readouterr().err
-    assert "raw/raw_01.mp4: missing" in err and "clips/val_0003.mp4: content differs from MANIFEST.json" in err and "make data" in err
-    assert not (tmp_path / "out").exists()                                   # nothing ran on the damaged world
+    assert "raw/raw_01.mp4: missing" in err and "clips.parquet: missing" in err and "clips/val_0003.mp4: content differs from MANIFEST.json" in err and "make data" in err
+    assert not (tmp_path / "out").exists() and not (broken / "clips.parquet").exists()      # nothing ran, nothing rewritten
