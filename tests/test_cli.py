@@ -184,12 +184,16 @@ def test_bad_inputs_of_export_select_evaluate_and_duplicate_ids_exit_4_naming_th
     clips[["clip_id", "path", "caption"]].to_csv(tmp_path / "c.csv", index=False)
     assert main(["export", str(tmp_path / "c.csv"), "--out", str(tmp_path / "e")]) == EXIT_INPUT
     assert "missing column(s) ['video_id', 'start', 'end']" in capsys.readouterr().err
-    bad = clips[["clip_id", "video_id", "path", "caption", "start", "end"]].assign(start=[0.0, "x", 0.0])   # a row that cannot convert
+    bad = clips[["clip_id", "video_id", "path", "caption", "start", "end"]].assign(start=[0.0, "x", 0.0])   # a start that is no number
     bad.to_json(tmp_path / "bad.jsonl", orient="records", lines=True)
-    assert main(["export", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "e2")]) == 1
+    assert main(["export", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "e2")]) == EXIT_INPUT     # the table is checked on read
     err = capsys.readouterr().err
-    assert f"failed: {clips.clip_id.iloc[1]}:" in err and "Traceback" not in err
-    assert len((tmp_path / "e2" / "internvid.jsonl").read_text().splitlines()) == 2
+    assert f"column 'start', row 1 (clip_id '{clips.clip_id.iloc[1]}'): expected a number (seconds), got 'x'" in err and "Traceback" not in err
+    assert not (tmp_path / "e2").exists()
+    bad.assign(start=[0.0, 9.0, 0.0]).to_json(tmp_path / "late.jsonl", orient="records", lines=True)    # a row that cannot export
+    assert main(["export", str(tmp_path / "late.jsonl"), "--out", str(tmp_path / "e3")]) == 1
+    assert f"failed: {clips.clip_id.iloc[1]}: end" in capsys.readouterr().err
+    assert len((tmp_path / "e3" / "internvid.jsonl").read_text().splitlines()) == 2
     clips.assign(status="error").to_parquet(tmp_path / "s.parquet")
     assert main(["select", str(tmp_path / "s.parquet"), "--subset", "random", "--out", str(tmp_path / "sel")]) == EXIT_INPUT
     assert "no clip with status ok" in capsys.readouterr().err
