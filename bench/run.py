@@ -148,7 +148,7 @@ def bench_evaluation(sizes=(1000, 5000, 20000), dim=512):
 def bench_generation(steps=(10, 25, 50), n=8, n_metric=100):
     """Text-to-video sampling seconds per video (t2v-tiny, CPU, classifier-free guidance, batch of n) by number of
     DDIM steps, and the time of all four metrics with bootstrap intervals for 100 generated vs 100 real videos."""
-    from internvid_nb.generate import TextToVideo, GenerationMetrics
+    from internvid_nb.generate import TextToVideo, GenerationMetrics, DigitFeatures
     try: pipe = TextToVideo.from_pretrained("t2v-tiny")
     except FileNotFoundError: pipe = TextToVideo("tiny")
     prompts = [f"a red digit {i % 10} moves from left to right on a black background" for i in range(n)]
@@ -159,7 +159,7 @@ def bench_generation(steps=(10, 25, 50), n=8, n_metric=100):
     rng = np.random.default_rng(0)
     real = [rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for _ in range(n_metric)]
     fake = [rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for _ in range(n_metric)]
-    m = GenerationMetrics(rounds=200)
+    m = GenerationMetrics(DigitFeatures(), rounds=200)
     out["metrics_seconds_per_100_videos"] = round(_time(lambda: m.compare(real, fake, prompts * (n_metric // n) + prompts[:n_metric % n]), 1) * 100 / n_metric, 2)
     out["note"] = "FID, FVD, IS and CLIPSIM with 200 bootstrap rounds each; feature extraction is done once per set"
     return out

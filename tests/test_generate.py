@@ -10,7 +10,7 @@ P = ["a red digit 1 moves from left to right on a black background", "a blue dig
 
 @pytest.fixture(scope="module")
 def metrics():
-    return GenerationMetrics(rounds=20)
+    return GenerationMetrics(DigitFeatures(), rounds=20)
 
 
 @pytest.fixture(scope="module")
@@ -151,20 +151,20 @@ def test_torchscript_detector_is_loaded_from_a_local_file(tmp_path):
 
 
 def test_gallery_escapes_prompts_and_keeps_history(tmp_path):
-    g = Gallery(TextToVideo("tiny"), GenerationMetrics(rounds=0), folder=tmp_path)
+    g = Gallery(TextToVideo("tiny"), GenerationMetrics(DigitFeatures(), rounds=0), folder=tmp_path)
     g.prompt.value = 'a <img src=x onerror=alert(1)> digit\n"quoted" & more'; g.steps.value = 2
     g.generate(); g.generate()
     assert "<img src=x" not in g.view.value and "&lt;img src=x" in g.view.value
     assert len(g.pick.options) == 2 and len(list(tmp_path.glob("gen*.gif"))) == 4 and len(list(tmp_path.glob("gen*.json"))) == 2
     first = (tmp_path/"gen0000_0.gif").read_bytes()
-    g2 = Gallery(TextToVideo("tiny"), GenerationMetrics(rounds=0), folder=tmp_path)       # a later session: history reloaded
+    g2 = Gallery(TextToVideo("tiny"), GenerationMetrics(DigitFeatures(), rounds=0), folder=tmp_path)       # a later session: history reloaded
     assert [e["id"] for e in g2.history] == [0, 1] and g2.history[0]["gifs"][0] == first
     assert [v for _, v in g2.pick.options] == [0, 1]                                      # and browsable before any Generate
     import json
     bad = json.loads((tmp_path/"gen0001.json").read_text()) | {"id": 7, "steps": "<script>alert(1)</script>"}
     (tmp_path/"gen0007.json").write_text(json.dumps(bad)); (tmp_path/"gen0007_0.gif").write_bytes(first); (tmp_path/"gen0007_1.gif").write_bytes(first)
     with pytest.warns(UserWarning, match="gen0007.json: missing or malformed steps"):
-        assert [e["id"] for e in Gallery(TextToVideo("tiny"), GenerationMetrics(rounds=0), folder=tmp_path).history] == [0, 1]
+        assert [e["id"] for e in Gallery(TextToVideo("tiny"), GenerationMetrics(DigitFeatures(), rounds=0), folder=tmp_path).history] == [0, 1]
     (tmp_path/"gen0007.json").unlink()
     g2.steps.value = 2; e = g2.generate()
     assert e["id"] == 2 and (tmp_path/"gen0002.json").exists() and (tmp_path/"gen0000_0.gif").read_bytes() == first
