@@ -7,8 +7,8 @@ throughput is taken from --peak-tflops (H100/H200 SXM: 989).
 """
 import argparse, json, time
 import torch
-from internvid_nb.viclip import ViCLIP
-from internvid_nb.train import contrastive_loss, make_optimizer, TrainConfig
+from internvid_nb.models.viclip import ViCLIP
+from internvid_nb.training.viclip import contrastive_loss, make_optimizer, TrainConfig
 
 
 def tower_flops(width, layers, tokens, extra=0):

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from internvid_nb.videoio import read_samplings, read_frames, middle, at_fps, segments
-from internvid_nb.sampleworld import load_world, real_clips
+from internvid_nb.data.videoio import read_samplings, read_frames, middle, at_fps, segments
+from internvid_nb.world.sampleworld import load_world, real_clips
 
 SAMPLINGS = {"coarse": middle(), "fine": at_fps(1.0), "viclip": segments(8, "start")}
 
@@ -49,8 +49,8 @@ def bench_viclip_train(configs=(("tiny", 16), ("B/16", 2)), steps=2):
 def bench_segmentation(paths, repeats=3):
     "Shot detection frames/s: decode once downscaled with decord + ContentDetector, against PySceneDetect's detect()."
     from scenedetect import detect, ContentDetector
-    from internvid_nb.segment import segment_video, SegmentConfig
-    from internvid_nb.videoio import probe
+    from internvid_nb.curation.segment import segment_video, SegmentConfig
+    from internvid_nb.data.videoio import probe
     n = sum(probe(p).n_frames for p in paths)
     ours = _time(lambda: [segment_video(p, c=SegmentConfig(min_scene_len=8)) for p in paths], repeats)
     theirs = _time(lambda: [detect(str(p), ContentDetector(threshold=27, min_scene_len=8)) for p in paths], repeats)
@@ -61,9 +61,9 @@ def bench_segmentation(paths, repeats=3):
 def bench_curation(clips, repeats=2):
     """Clips/s of each curation stage on the same clips, and the decode-once caption+score stage against one decode
     per stage (caption_stage then score_stage), measured side by side."""
-    from internvid_nb.curate import CurateConfig, build_models, curate_stage, CURATE_SAMPLINGS
-    from internvid_nb.caption import caption_stage
-    from internvid_nb.filter import score_stage
+    from internvid_nb.curation.curate import CurateConfig, build_models, curate_stage, CURATE_SAMPLINGS
+    from internvid_nb.curation.caption import caption_stage
+    from internvid_nb.curation.filter import score_stage
     m = build_models(CurateConfig(device="cpu"))
     batch = clips[["clip_id", "path", "start", "end", "caption"]].reset_index(drop=True)
     chunks = [batch.iloc[s:s + 16].reset_index(drop=True) for s in range(0, len(batch), 16)]
@@ -81,8 +81,8 @@ def bench_curation(clips, repeats=2):
 def bench_chain(w):
     "The whole chain on the sample world's raw videos: clips/s of every stage, from run_curation's own timing."
     import tempfile
-    from internvid_nb.curate import CurateConfig, run_curation
-    from internvid_nb.segment import SegmentConfig
+    from internvid_nb.curation.curate import CurateConfig, run_curation
+    from internvid_nb.curation.segment import SegmentConfig
     with tempfile.TemporaryDirectory() as d:
         s = run_curation(w.raw[["video_id", "path"]], d, CurateConfig(segment=SegmentConfig(min_scene_len=8), device="cpu"),
                          progress=False, log=lambda *a: None)
@@ -124,8 +124,8 @@ def bench_engines(w, copies=6, repeats=1):
 def bench_evaluation(sizes=(1000, 5000, 20000), dim=512):
     """Video encoding clips/s of viclip-tiny and ViCLIP-B/16 (random weights) on CPU, and the time of a full retrieval
     evaluation (t2v and v2t ranks, R@k, MdR, MnR) on synthetic embeddings as the number of clips grows."""
-    from internvid_nb.viclip import ViCLIP
-    from internvid_nb.evaluate import retrieval
+    from internvid_nb.models.viclip import ViCLIP
+    from internvid_nb.evaluation.video_text import retrieval
     out = {"encode": {}, "retrieval_seconds": {}}
     for name, batch in (("tiny", 16), ("B/16", 2)):
         m = ViCLIP.from_pretrained("viclip-tiny").float() if name == "tiny" else ViCLIP(name)
@@ -148,7 +148,9 @@ def bench_evaluation(sizes=(1000, 5000, 20000), dim=512):
 def bench_generation(steps=(10, 25, 50), n=8, n_metric=100):
     """Text-to-video sampling seconds per video (t2v-tiny, CPU, classifier-free guidance, batch of n) by number of
     DDIM steps, and the time of all four metrics with bootstrap intervals for 100 generated vs 100 real videos."""
-    from internvid_nb.generate import TextToVideo, GenerationMetrics, DigitFeatures
+    from internvid_nb.models.t2v import TextToVideo
+    from internvid_nb.evaluation.generation_metrics import GenerationMetrics
+    from internvid_nb.world.generation import DigitFeatures
     try: pipe = TextToVideo.from_pretrained("t2v-tiny")
     except FileNotFoundError: pipe = TextToVideo("tiny")
     prompts = [f"a red digit {i % 10} moves from left to right on a black background" for i in range(n)]
@@ -168,7 +170,8 @@ def bench_generation(steps=(10, 25, 50), n=8, n_metric=100):
 def bench_corpus(sizes=(10_000, 100_000), lang_rows=2000):
     """Corpus statistics on synthetic clip tables: summary (durations, caption lengths) and word kinds, at 10k and 100k
     rows; language identification (lingua) per 1000 captions, measured on `lang_rows`."""
-    from internvid_nb.corpus import corpus_summary, word_kinds, detect_language, flt_threshold
+    from internvid_nb.curation.corpus import corpus_summary, word_kinds, detect_language
+    from internvid_nb.ui.corpus_plots import flt_threshold
     rng = np.random.default_rng(0)
     vocab = "a an the man woman dog cat red blue small large walks runs plays kitchen street park beach car ball on in with".split()
     out = {}
@@ -203,7 +206,7 @@ def main(argv=None):
            "generation": bench_generation(),
            "corpus": bench_corpus(),
            "viclip_train_cpu": bench_viclip_train()}
-    from internvid_nb.core import atomic_write
+    from internvid_nb.data.core import atomic_write
     with atomic_write(a.out, "w") as f: f.write(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 

@@ -1,8 +1,8 @@
 """One ViCLIP training-step measurement in its own process (so that its peak memory is its own); prints JSON."""
 import argparse, json, resource, time
 import torch
-from internvid_nb.viclip import ViCLIP
-from internvid_nb.train import contrastive_loss, make_optimizer, TrainConfig
+from internvid_nb.models.viclip import ViCLIP
+from internvid_nb.training.viclip import contrastive_loss, make_optimizer, TrainConfig
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--config", default="tiny"); ap.add_argument("--masking", type=float, default=0.9)

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from internvid_nb.cli import main, read_table, EXIT_CODES, EXIT_INPUT, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_OS, EXIT_USAGE
-from internvid_nb.core import repo_root
-from internvid_nb.export import read_shards
-from internvid_nb.schema import read_internvid_jsonl
+from internvid_nb.cli import main
+from internvid_nb.data.tables import read_table
+from internvid_nb.pipeline.commands import EXIT_CODES, EXIT_INPUT, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_OS, EXIT_USAGE
+from internvid_nb.data.core import repo_root
+from internvid_nb.data.shards import read_shards
+from internvid_nb.data.schema import read_internvid_jsonl
 
 
 def _clips(world, n=6) -> pd.DataFrame:
@@ -192,7 +194,7 @@ def test_scoring_a_clip_without_caption_is_an_error_row(world, tmp_path, capsys)
 
 
 def test_the_explorer_shows_points_whose_caption_is_none(world):
-    from internvid_nb.explorer import EmbeddingExplorer
+    from internvid_nb.ui.explorer import EmbeddingExplorer
     t = _clips(world, 8)
     p = pd.concat([t.assign(kind="video"), t.assign(kind="text")], ignore_index=True)
     p = p.assign(x=np.arange(16.0), y=np.arange(16.0)[::-1])

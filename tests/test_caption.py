@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from internvid_nb.caption import (ImageCaptioner, Summarizer, ModelNotFound, caption_stage, caption_accuracy, clean_caption,
-                                  parse_caption, summary_input, word_tokenizer, train_summarizer, train_captioner, save_hf,
-                                  CaptionerRecipe, SummarizerRecipe, evaluate_captioning)
+from internvid_nb.models.captioners import ImageCaptioner, Summarizer, clean_caption, summary_input
+from internvid_nb.models.loader import ModelNotFound
+from internvid_nb.curation.caption import caption_stage
+from internvid_nb.world.captioning import caption_accuracy, parse_caption, word_tokenizer, train_summarizer, train_captioner, save_hf, CaptionerRecipe, SummarizerRecipe, evaluate_captioning
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def test_training_code_learns_and_round_trips(tmp_path, world):
     got = Summarizer(tmp_path / "summ", device="cpu")(clips.frame_captions.map(lambda f: f[12]).tolist(),
                                                       clips.frame_captions.map(lambda f: f[::8]).tolist())
     assert got == clips.caption_true.tolist()
-    from internvid_nb.videoio import read_range
+    from internvid_nb.data.videoio import read_range
     frames = [read_range(p, 0, 3) for p in clips.path]
     cap_model = train_captioner(clips, frames, tok, CaptionerRecipe(steps=3, batch_size=4, width=32, encoder_layers=1, decoder_layers=1,
                                                                     heads=2, frames_per_clip=2), log=lambda *a: None)

@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from internvid_nb.cli import main, build_parser, EXIT_INPUT, EXIT_LOCKED
-from internvid_nb.core import repo_root
-from internvid_nb.schema import read_parquet
+from internvid_nb.cli import main, build_parser
+from internvid_nb.pipeline.commands import EXIT_INPUT, EXIT_LOCKED
+from internvid_nb.data.core import repo_root
+from internvid_nb.data.schema import read_parquet
 
 CLI = [sys.executable, "-m", "internvid_nb.cli"]
 SUBCOMMANDS = ("segment", "caption", "score", "select", "export", "evaluate", "generate", "pipeline")
@@ -207,7 +208,8 @@ def test_bad_inputs_of_export_select_evaluate_and_duplicate_ids_exit_4_naming_th
 
 def test_train_stage_with_changed_settings_starts_a_fresh_run_and_resumes_with_the_same(tmp_path, world):
     import torch
-    from internvid_nb.cli import PipelineConfig, TrainStageConfig, train_stage
+    from internvid_nb.pipeline.config import PipelineConfig, TrainStageConfig
+    from internvid_nb.pipeline.run import train_stage
     quiet = lambda *a: None
     for out in (tmp_path / "a", tmp_path / "b"):
         (out / "curation" / "subsets").mkdir(parents=True)

@@ -2,8 +2,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from internvid_nb.corpus import (corpus_summary, word_kinds, word_kind, top_words, detect_language, duration, caption_words,
-                                 compare_tables, score_hist, flt_threshold, transcribe_stage, clip_audio)
+from internvid_nb.curation.corpus import corpus_summary, word_kinds, word_kind, top_words, detect_language, duration, caption_words, transcribe_stage, clip_audio
+from internvid_nb.ui.corpus_plots import compare_tables, score_hist, flt_threshold
 
 
 def test_sample_world_counts_match_ground_truth(world):
@@ -24,8 +24,8 @@ def test_sample_world_counts_match_ground_truth(world):
 
 
 def test_internvid_format_sample(tmp_path):
-    from internvid_nb.schema import read_internvid_jsonl
-    from internvid_nb.core import data_samples_dir
+    from internvid_nb.data.schema import read_internvid_jsonl
+    from internvid_nb.data.core import data_samples_dir
     iv, issues = read_internvid_jsonl(data_samples_dir()/"internvid_format"/"sample.jsonl")
     assert not issues and len(iv) == 40
     s = corpus_summary(iv)
@@ -95,7 +95,7 @@ def _tiny_ctc(folder):
 
 def test_transcriber_loads_a_local_asr_folder(tmp_path):
     "The real transformers path: a (random, untrained) CTC model from a folder; non-Whisper models report no language."
-    from internvid_nb.corpus import Transcriber
+    from internvid_nb.curation.corpus import Transcriber
     tr = Transcriber(str(_tiny_ctc(tmp_path/"asr")))
     _mp4(tmp_path/"a.mp4", True); _mp4(tmp_path/"b.mp4", False)
     t = pd.DataFrame({"clip_id": ["a", "b"], "path": [str(tmp_path/"a.mp4"), str(tmp_path/"b.mp4")], "start": [0, 0], "end": [2, 2]})
@@ -103,6 +103,6 @@ def test_transcriber_loads_a_local_asr_folder(tmp_path):
     assert out.loc["a", "transcript_status"] == "ok" and out.loc["a", "transcript_model"] == str(tmp_path/"asr")
     import re
     assert isinstance(out.loc["a", "transcript"], str) and re.fullmatch("[a-z]{2}|und", out.loc["a", "transcript_lang"])
-    from internvid_nb.corpus import _lang_code
+    from internvid_nb.curation.corpus import _lang_code
     assert _lang_code("english") == "en" and _lang_code("Chinese") == "zh" and _lang_code(None) is None   # Whisper's names
     assert out.loc["b", "transcript_status"] == "no audio"

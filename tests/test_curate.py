@@ -3,8 +3,8 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
-from internvid_nb.schema import read_parquet, read_internvid_jsonl
-from internvid_nb.export import read_shards
+from internvid_nb.data.schema import read_parquet, read_internvid_jsonl
+from internvid_nb.data.shards import read_shards
 
 JOB = Path(__file__).parent / "helpers" / "curate_job.py"
 
@@ -60,8 +60,8 @@ def test_kill_9_in_the_middle_then_rerun_gives_the_same_tables(whole, tmp_path):
 
 def test_no_clip_surviving_a_stage_writes_empty_outputs_and_lists_the_errors(world, tmp_path):
     from types import SimpleNamespace
-    from internvid_nb.curate import CurateConfig, CurationModels, run_curation
-    from internvid_nb.segment import SegmentConfig
+    from internvid_nb.curation.curate import CurateConfig, CurationModels, run_curation
+    from internvid_nb.curation.segment import SegmentConfig
     quiet = lambda *a: None
     # every video fails segmentation
     videos = pd.DataFrame({"video_id": ["v1", "v2"], "path": [str(tmp_path / "v1.mp4"), str(tmp_path / "v2.mp4")]})

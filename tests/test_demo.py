@@ -1,7 +1,8 @@
 """The main job runs end to end on data_samples and escapes what it puts into HTML."""
 import json, shutil
 import pandas as pd
-from internvid_nb.demo import run_demo, write_report
+from internvid_nb.demo import run_demo
+from internvid_nb.pipeline.html import write_report
 
 
 def test_demo_end_to_end(tmp_path):
@@ -41,7 +42,7 @@ def test_report_escapes_captions_and_paths(tmp_path):
 
 def test_main_job_stops_with_exit_4_naming_a_damaged_or_missing_world_file(tmp_path, capsys):
     from internvid_nb.demo import main
-    from internvid_nb.sampleworld import sample_world_dir
+    from internvid_nb.world.sampleworld import sample_world_dir
     broken = tmp_path / "world"
     shutil.copytree(sample_world_dir(), broken)
     (broken / "raw" / "raw_01.mp4").unlink()

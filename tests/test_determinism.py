@@ -1,9 +1,10 @@
 """One input, one output, also on a busy machine: the encoder, the shipped sample world and the export's shards."""
 import hashlib, subprocess, sys
 from contextlib import contextmanager
-from internvid_nb.export import write_shards
-from internvid_nb.sampleworld import generate_world, WorldConfig
-from internvid_nb.videoio import mp4_bytes
+from internvid_nb.data.shards import write_shards
+from internvid_nb.world.sampleworld import generate_world
+from internvid_nb.world.render import WorldConfig
+from internvid_nb.data.videoio import mp4_bytes
 
 
 @contextmanager

@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from internvid_nb.evaluate import (EvalError, zero_shot, retrieval, check_embeddings, evaluate_world, FrameAveraged, compare,
-                                   save_results, load_results, cached_embeddings, encode_texts)
-from internvid_nb.filter import ViCLIPScorer
+from internvid_nb.evaluation.video_text import EvalError, zero_shot, retrieval, check_embeddings, compare, save_results, load_results, cached_embeddings, encode_texts
+from internvid_nb.world.comparisons import evaluate_world
+from internvid_nb.models.baselines import FrameAveraged
+from internvid_nb.models.scorers import ViCLIPScorer
 
 
 def test_retrieval_with_several_captions_per_clip():
@@ -59,7 +60,7 @@ def test_cached_embeddings_do_not_reencode(world, tmp_path):
 
 
 def test_explorer_escapes_and_previews(world):
-    from internvid_nb.explorer import explorer_table, EmbeddingExplorer
+    from internvid_nb.ui.explorer import explorer_table, EmbeddingExplorer
     t = world.clips[world.clips.split == "val"].head(12).reset_index(drop=True)
     t.loc[0, "caption"] = "<script>alert(1)</script>"
     m = ViCLIPScorer()
@@ -75,7 +76,7 @@ def test_explorer_escapes_and_previews(world):
 
 def test_comparisons_train_every_run_and_resume(tmp_path):
     "The CPU-sized version of the paper's comparisons: image model, three training sets, masked run; a rerun loads."
-    from internvid_nb.evaluate import run_comparisons, comparison_table, ComparisonRecipe
+    from internvid_nb.world.comparisons import run_comparisons, comparison_table, ComparisonRecipe
     r = ComparisonRecipe.tiny()
     doc = run_comparisons(tmp_path, r, log=lambda s: None)
     t = comparison_table(doc)

@@ -3,9 +3,9 @@ import io, tarfile
 import numpy as np
 import pandas as pd
 import pytest
-from internvid_nb.export import write_shards, read_shards, sample_frames, ShardError
-from internvid_nb.train import ClipSet
-from internvid_nb.videoio import read_frames
+from internvid_nb.data.shards import write_shards, read_shards, sample_frames, ShardError
+from internvid_nb.training.viclip import ClipSet
+from internvid_nb.data.videoio import read_frames
 
 
 def test_shards_feed_a_training_set(world, tmp_path):

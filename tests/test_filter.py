@@ -2,9 +2,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from internvid_nb.filter import (ViCLIPScorer, score_stage, quality_score, subset_div, subset_flt, subset_aes,
-                                 subset_random, find_duplicates)
-from internvid_nb.videoio import read_frames, segments
+from internvid_nb.models.scorers import ViCLIPScorer, quality_score
+from internvid_nb.curation.filter import score_stage, subset_div, subset_flt, subset_aes, subset_random, find_duplicates
+from internvid_nb.data.videoio import read_frames, segments
 
 
 def test_score_stage_scores_and_reports_bad_clips(world, tmp_path):

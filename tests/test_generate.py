@@ -2,8 +2,11 @@
 import numpy as np
 import pytest
 import torch
-from internvid_nb.generate import (TextToVideo, T2VTrainConfig, train_t2v, GenerationMetrics, DigitFeatures, TorchScriptFeatures,
-                                   frechet_distance, inception_score, video_tensor, Gallery, metrics_table, patchify, unpatchify)
+from internvid_nb.models.t2v import TextToVideo, video_tensor, patchify, unpatchify
+from internvid_nb.generation.train import T2VTrainConfig, train_t2v
+from internvid_nb.evaluation.generation_metrics import GenerationMetrics, TorchScriptFeatures, frechet_distance, inception_score, metrics_table
+from internvid_nb.world.generation import DigitFeatures
+from internvid_nb.ui.generation import Gallery
 
 P = ["a red digit 1 moves from left to right on a black background", "a blue digit 7 shrinks on a gray background"]
 
@@ -15,7 +18,7 @@ def metrics():
 
 @pytest.fixture(scope="module")
 def real(world):
-    from internvid_nb.videoio import read_frames
+    from internvid_nb.data.videoio import read_frames
     clips = world.clips                          # 352 clips: halves of 176, more than the 64-d video features need
     return [video_tensor(read_frames(p, range(24)), 32, 8) for p in clips.path], clips.caption_true.tolist()
 
@@ -93,7 +96,7 @@ def test_condition_with_token_embeddings_trains_saves_and_loads(tmp_path):
 
 
 def test_digit_classifier_reads_rendered_digits(metrics):
-    from internvid_nb.sampleworld import render_clip, make_object
+    from internvid_nb.world.render import render_clip, make_object
     rng = np.random.default_rng(1)
     digits = np.arange(40) % 10
     vids = [video_tensor(render_clip([make_object(rng, int(d), "yellow", "still")], "navy"), 32, 8) for d in digits]
@@ -171,7 +174,7 @@ def test_gallery_escapes_prompts_and_keeps_history(tmp_path):
 
 
 def test_permutation_chance_judges_a_biased_classifier_by_its_bias():
-    from internvid_nb.generate import permutation_chance
+    from internvid_nb.evaluation.generation_metrics import permutation_chance
     y = np.arange(300) % 3
     chance, p = permutation_chance(np.zeros(300, int), y)      # always class 0: 33% right, exactly its own chance
     assert abs(chance - 100 / 3) < 0.5 and p > 0.5
@@ -222,7 +225,7 @@ def test_sampling_starts_from_pure_noise_and_the_background_follows_the_prompt()
 
 
 def test_background_accuracy_scores_the_border_colour():
-    from internvid_nb.generate import background_accuracy
+    from internvid_nb.world.generation import background_accuracy
     cols = {"gray": (94, 93, 94), "navy": (19, 30, 88), "brown": (77, 47, 24), "black": (2, 1, 2)}
     prompts = [f"a red digit 1 stays still on a {w} background" for w in cols] * 2
     real = [np.broadcast_to(np.array(cols[p.split()[-2]], np.uint8), (8, 32, 32, 3)).copy() for p in prompts]
@@ -271,7 +274,8 @@ def test_fair_floor_same_shapes_and_a_left_alone_seed(metrics, real):
 
 def test_train_set_leaves_out_bad_clips_by_name():
     import pandas as pd
-    from internvid_nb.generate import t2v_train_set, T2VConfig
+    from internvid_nb.generation.train import t2v_train_set
+    from internvid_nb.models.t2v import T2VConfig
     t = pd.DataFrame({"clip_id": ["ok", "grey", "gone"], "path": ["-", "-", "/no/such.mp4"], "caption": ["a", "b", "c"]})
     frames = [np.zeros((8, 32, 32, 3), np.uint8), np.zeros((8, 32, 32), np.uint8), None]
     with pytest.warns(UserWarning, match="clip grey: frames of shape"):
@@ -293,7 +297,7 @@ def test_an_interrupted_save_is_recovered(tmp_path):
 
 
 def test_preconditioned_output_passes_the_input_through_at_low_noise(tmp_path):
-    from internvid_nb.generate import T2VConfig
+    from internvid_nb.models.t2v import T2VConfig
     torch.manual_seed(0); p = TextToVideo(T2VConfig(sigma_data=0.5))
     x = torch.randn(2, 48, 8, 8, 8); cond = p.encode(P)
     a = p._alphas_cumprod

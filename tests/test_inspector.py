@@ -1,6 +1,6 @@
 """Caption inspector: sliders change the count and the list, captions are escaped, a missing video does not break it."""
 import pandas as pd
-from internvid_nb.inspector import CaptionInspector
+from internvid_nb.ui.inspector import CaptionInspector
 
 
 def _table(world, tmp_path):

@@ -3,7 +3,7 @@ import os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
-from internvid_nb.runner import run_stage, read_parts, run_lock, remove_stale_temp
+from internvid_nb.scale.runner import run_stage, read_parts, run_lock, remove_stale_temp
 
 JOB = Path(__file__).parent / "helpers" / "run_stage_job.py"
 

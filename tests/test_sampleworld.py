@@ -2,9 +2,9 @@
 import json
 import numpy as np
 import pytest
-from internvid_nb.sampleworld import (check_world, render_clip, holdout_combos, DEFECTS, MOTIONS, COLORS, real_clips, _state,
-                                      sample_world_dir, main)
-from internvid_nb.videoio import read_frames, probe
+from internvid_nb.world.sampleworld import check_world, DEFECTS, real_clips, sample_world_dir, main
+from internvid_nb.world.render import render_clip, holdout_combos, MOTIONS, COLORS, _state
+from internvid_nb.data.videoio import read_frames, probe
 
 
 def test_shipped_world_regenerates_bit_for_bit(world):

@@ -3,8 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from internvid_nb.schema import (TABLES, conform, SchemaError, write_parquet, read_parquet, read_internvid_jsonl,
-                                 write_internvid_jsonl, parse_timestamp, format_timestamp, JsonlError)
+from internvid_nb.data.schema import TABLES, conform, SchemaError, write_parquet, read_parquet, read_internvid_jsonl, write_internvid_jsonl, parse_timestamp, format_timestamp, JsonlError
 
 
 def _line(**kw):

@@ -1,8 +1,8 @@
 """Segmentation: the sample world's known cuts, the still filter, and a bad video as an error row in a runner stage."""
 import json
 import pandas as pd
-from internvid_nb.segment import segment_stage, SegmentConfig, cut_scores
-from internvid_nb.runner import run_stage
+from internvid_nb.curation.segment import segment_stage, SegmentConfig, cut_scores
+from internvid_nb.scale.runner import run_stage
 
 
 def test_segments_of_the_raw_videos_match_their_scenes(tmp_path, world):
@@ -27,8 +27,8 @@ def test_cut_scores():
 
 def test_vectorised_scores_give_pyscenedetects_cuts(world, bikes):
     """The fast path (all frame scores at once) and PySceneDetect frame by frame agree, on synthetic and real video."""
-    from internvid_nb.segment import detect_cuts
-    from internvid_nb.videoio import read_range
+    from internvid_nb.curation.segment import detect_cuts
+    from internvid_nb.data.videoio import read_range
     for path, fps, msl in [(world.raw.path[2], 8.0, 8), (bikes, 25.0, 15)]:
         f = read_range(path, None, None, size=(68, 160) if path == bikes else None)
         fast, slow = detect_cuts(f, fps, min_scene_len=msl), detect_cuts(f, fps, min_scene_len=msl, fast=False)

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from internvid_nb.viclip import (ViCLIP, viclip_config, release_state_dict_shapes, CheckpointError, preprocess,
-                                 config_from_state_dict)
-from internvid_nb.tokenizer import clip_tokenizer
-from internvid_nb.train import ClipSet, TrainConfig, train, contrastive_loss, recall_at_1, embed_set
+from internvid_nb.models.viclip import ViCLIP
+from internvid_nb.models.viclip_config import viclip_config, release_state_dict_shapes, config_from_state_dict
+from internvid_nb.models.checkpoint import CheckpointError
+from internvid_nb.data.transforms import preprocess
+from internvid_nb.models.tokenizer import clip_tokenizer
+from internvid_nb.training.viclip import ClipSet, TrainConfig, train, contrastive_loss, recall_at_1, embed_set
 
 FX = Path(__file__).parent / "fixtures" / "viclip_reference_tiny"
 
@@ -101,7 +103,7 @@ def test_wrong_inputs_are_named():
 
 
 def test_masking_keeps_the_share_and_order():
-    from internvid_nb.viclip import mask_tokens
+    from internvid_nb.models.viclip import mask_tokens
     x = torch.arange(40.).view(1, 40, 1).expand(3, 40, 2)
     y = mask_tokens(x, 0.9)
     assert y.shape == (3, 4, 2) and (y[:, 1:, 0] > y[:, :-1, 0]).all()
@@ -109,7 +111,7 @@ def test_masking_keeps_the_share_and_order():
 
 @pytest.fixture(scope="module")
 def small_set():
-    from internvid_nb.sampleworld import load_world
+    from internvid_nb.world.sampleworld import load_world
     w = load_world()
     return ClipSet(w.clips[w.clips.split == "train"].head(16), 64, hflip=False)
 
@@ -161,7 +163,7 @@ def test_training_learns_on_the_sample_world(small_set):
 
 
 def test_embedded_viclip_tiny_retrieves_val_clips():
-    from internvid_nb.sampleworld import load_world
+    from internvid_nb.world.sampleworld import load_world
     w = load_world()
     m = ViCLIP.from_pretrained("viclip-tiny")
     val = ClipSet(w.clips[w.clips.split == "val"], 64)
@@ -170,7 +172,7 @@ def test_embedded_viclip_tiny_retrieves_val_clips():
 
 
 def test_cli_trains_and_saves(tmp_path):
-    from internvid_nb.train import main
+    from internvid_nb.training.viclip import main
     assert main(["--out", str(tmp_path), "--epochs", "0.5", "--batch-size", "16", "--max-steps", "2", "--train-text", "--no-hflip"]) == 0
     m = ViCLIP.from_pretrained(tmp_path / "final")
     assert m.config.name == "viclip-tiny" and (tmp_path / "last.pt").exists()

@@ -3,8 +3,7 @@ import subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
-from internvid_nb.videoio import (VideoError, open_video, probe, probe_many, read_samplings, read_frames, read_range,
-                                  segments, middle, at_fps, write_mp4, mp4_bytes, write_gif, frame_strip)
+from internvid_nb.data.videoio import VideoError, open_video, probe, probe_many, read_samplings, read_frames, read_range, segments, middle, at_fps, write_mp4, mp4_bytes, write_gif, frame_strip
 
 
 def _faststart_mp4(tmp_path, frames, fps=8):

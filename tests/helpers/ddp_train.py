@@ -2,9 +2,9 @@
 import json, sys
 import torch, torch.distributed as dist
 torch.set_num_threads(1)
-from internvid_nb.train import ClipSet, TrainConfig, train
-from internvid_nb.viclip import ViCLIP
-from internvid_nb.sampleworld import load_world
+from internvid_nb.training.viclip import ClipSet, TrainConfig, train
+from internvid_nb.models.viclip import ViCLIP
+from internvid_nb.world.sampleworld import load_world
 
 dist.init_process_group("gloo")
 w = load_world()

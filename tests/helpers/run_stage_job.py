@@ -2,9 +2,9 @@
 import sys, time
 import numpy as np
 import pandas as pd
-from internvid_nb.runner import run_stage, run_lock, remove_stale_temp
-from internvid_nb.sampleworld import load_world
-from internvid_nb.videoio import read_frames, segments
+from internvid_nb.scale.runner import run_stage, run_lock, remove_stale_temp
+from internvid_nb.world.sampleworld import load_world
+from internvid_nb.data.videoio import read_frames, segments
 
 
 def frame_stats(batch: pd.DataFrame) -> pd.DataFrame:
