@@ -40,22 +40,22 @@ bench: $(STAMP)
 
 # Regenerate data_samples/sample_world bit for bit, and check it against its manifest.
 data: $(STAMP)
-	$(BIN)/python -m internvid_nb.sampleworld --out data_samples/sample_world
+	$(BIN)/python -m internvid_nb.world.sampleworld --out data_samples/sample_world
 
 data-check: $(STAMP)
-	$(BIN)/python -m internvid_nb.sampleworld --check data_samples/sample_world
+	$(BIN)/python -m internvid_nb.world.sampleworld --check data_samples/sample_world
 
 readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir . --output README
 
 # Retrain the embedded viclip-tiny (about 25 minutes on 2 CPU cores); writes data_samples/models/viclip-tiny.
 train-tiny: $(STAMP)
-	$(BIN)/python -c "from internvid_nb.train import train_viclip_tiny; print(train_viclip_tiny()[1])"
+	$(BIN)/python -c "from internvid_nb.world.viclip_tiny import train_viclip_tiny; print(train_viclip_tiny()[1])"
 
 # Retrain the embedded captioner-tiny and summarizer-tiny (about 15 minutes on 2 CPU cores); writes data_samples/models.
 train-captioner: $(STAMP)
-	$(BIN)/python -c "from internvid_nb.caption import train_caption_models; s = train_caption_models(); print(s['coarse'], s['summary'])"
+	$(BIN)/python -c "from internvid_nb.world.captioning import train_caption_models; s = train_caption_models(); print(s['coarse'], s['summary'])"
 
 # Retrain the embedded text-to-video default (data_samples/models/t2v-tiny); resumable from data_samples/models/t2v-tiny-run.
 train-t2v: $(STAMP)
-	$(BIN)/python -c "from internvid_nb.generate import train_t2v_tiny; train_t2v_tiny()"
+	$(BIN)/python -c "from internvid_nb.world.generation import train_t2v_tiny; train_t2v_tiny()"

@@ -128,7 +128,7 @@ def test_os_errors_exit_6_with_one_line_naming_the_path_and_cause(fault, world, 
         cause = "Read-only file system" if fault == "read-only" else "No space left on device"
         if not mounted:                                           # no mount here: the same error raised by the writer
             code = errno.EROFS if fault == "read-only" else errno.ENOSPC
-            import internvid_nb.export as ex
+            import internvid_nb.data.shards as ex
             def refuse(*a, **k): raise OSError(code, cause)
             monkeypatch.setattr(ex.tarfile, "open", refuse)
             out = tmp_path / "o"
@@ -153,7 +153,7 @@ def test_a_refused_unsafe_checkpoint_exits_4_with_one_message_everywhere(tmp_pat
     run = tmp_path / "run"; run.mkdir(); torch.save({"x": Evil()}, run / "last.pt")
     _clips(world, 2).to_parquet(tmp_path / "t.parquet")
     for argv in (["caption", str(tmp_path / "t.parquet"), "--captioner", str(cap), "--out", str(tmp_path / "o"), "--no-progress"],
-                 ["train", "--out", str(run), "--max-steps", "1", "--batch-size", "2"]):
+                 ["train", "--clips", str(tmp_path / "t.parquet"), "--out", str(run), "--max-steps", "1", "--batch-size", "2"]):
         assert main(argv) == EXIT_INPUT
         out = capsys.readouterr()
         assert "this must never run" not in out.out

@@ -1,4 +1,4 @@
-"""JupyterLab in a real browser: Debian's chromium, driven by Playwright, opens a copy of nbs/14_inspector.ipynb in a
+"""JupyterLab in a real browser: Debian's chromium, driven by Playwright, opens a copy of nbs/ui/inspector.ipynb in a
 JupyterLab server on localhost, runs it, drags a slider of the caption inspector and sees the shown count drop.
 
 Needs /usr/bin/chromium (apt) and the playwright package: `tests/setup_browser.sh` installs both (never a downloaded
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "nbs" / "14_inspector.ipynb"
+NOTEBOOK = ROOT / "nbs" / "ui" / "inspector.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 OUT = ROOT / "outputs" / "tests" / "test_lab"
 SHOT = OUT / "inspector.png"

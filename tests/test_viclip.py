@@ -173,7 +173,10 @@ def test_embedded_viclip_tiny_retrieves_val_clips():
 
 def test_cli_trains_and_saves(tmp_path):
     from internvid_nb.training.viclip import main
-    assert main(["--out", str(tmp_path), "--epochs", "0.5", "--batch-size", "16", "--max-steps", "2", "--train-text", "--no-hflip"]) == 0
+    from internvid_nb.world.sampleworld import load_world
+    world = load_world()
+    world.clips[world.clips.split == "train"].to_parquet(tmp_path / "clips.parquet")
+    assert main(["--clips", str(tmp_path / "clips.parquet"), "--out", str(tmp_path), "--epochs", "0.5", "--batch-size", "16", "--max-steps", "2", "--train-text", "--no-hflip"]) == 0
     m = ViCLIP.from_pretrained(tmp_path / "final")
     assert m.config.name == "viclip-tiny" and (tmp_path / "last.pt").exists()
 
