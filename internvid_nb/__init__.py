@@ -6,10 +6,10 @@ __version__ = "0.2.0"
 # %% auto #0
 __all__ = ['MOVED', 'moved_attribute', 'MovedModules']
 
-# %% ../nbs/package.ipynb #a3fa0502
+# %% ../nbs/package.ipynb #274d95eb
 import importlib, importlib.abc, importlib.util, sys, types, warnings
 
-# %% ../nbs/package.ipynb #313d38a8
+# %% ../nbs/package.ipynb #1b64d80a
 MOVED = {
     "core": ("data.core",),
     "videoio": ("data.videoio",),
@@ -32,7 +32,7 @@ MOVED = {
     "sampleworld": ("world.sampleworld", "world.render"),
 }
 
-# %% ../nbs/package.ipynb #f9c019a8
+# %% ../nbs/package.ipynb #f1cdc010
 def moved_attribute(old: str, homes: tuple[str, ...]):
     "A module `__getattr__` for module `old` that finds a moved name in `homes` (relative to the package) and warns."
 
@@ -51,7 +51,7 @@ def moved_attribute(old: str, homes: tuple[str, ...]):
 
     return __getattr__
 
-# %% ../nbs/package.ipynb #6ea3df72
+# %% ../nbs/package.ipynb #10ae5253
 class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     "Import hook: the 0.1 module names of `MOVED` as alias modules that forward to the new homes."
 
@@ -70,6 +70,6 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         names = [n for home in homes for n in getattr(importlib.import_module(f"{__name__}.{home}"), "__all__", ())]
         module.__all__ = list(dict.fromkeys(names))
 
-# %% ../nbs/package.ipynb #a297523f
+# %% ../nbs/package.ipynb #cf1dec06
 if not any(isinstance(f, MovedModules) for f in sys.meta_path):
     sys.meta_path.append(MovedModules())

@@ -188,6 +188,6 @@ def test_a_checkpoint_of_other_settings_or_clips_is_refused_and_logging_knobs_ma
     with pytest.raises(CheckpointError, match=r"lr: 0\.001 -> 0\.0001"):
         train(ViCLIP("tiny"), small_set, TrainConfig(**{**CFG, "lr": 1e-4}), tmp_path / "r", log=quiet)
     other = ClipSet(small_set.table.assign(caption=small_set.table.caption + " again"), 64, frames=small_set.frames, hflip=False)
-    with pytest.raises(CheckpointError, match="training clips differ"): train(ViCLIP("tiny"), other, cfg, tmp_path / "r", log=quiet)
+    with pytest.raises(CheckpointError, match="training clips: "): train(ViCLIP("tiny"), other, cfg, tmp_path / "r", log=quiet)
     h = train(ViCLIP("tiny"), small_set, TrainConfig(**{**CFG, "log_every": 2}), tmp_path / "r", max_steps=3, log=quiet)
     assert h[-1]["step"] == 3                                                   # resumed at step 2
