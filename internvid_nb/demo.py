@@ -4,7 +4,6 @@
 
 # %% ../nbs/pipeline/demo.ipynb #06367633
 from __future__ import annotations
-from . import moved_attribute
 import argparse, json, sys, time
 from pathlib import Path
 import numpy as np
@@ -420,6 +419,3 @@ def main(argv=None) -> int:
 #| eval: false
 if __name__ == "__main__" and "ipykernel" not in sys.modules:
     sys.exit(main())
-
-# %% ../nbs/pipeline/demo.ipynb #87f80e36
-__getattr__ = moved_attribute("internvid_nb.demo", ("pipeline.html",))

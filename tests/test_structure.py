@@ -62,12 +62,12 @@ def test_old_import_paths_warn_and_resolve(old):
     assert set(OLD_NAMES[old]) <= set(module.__all__)
 
 
-def test_names_that_left_cli_and_demo_still_resolve():
-    import internvid_nb.cli as cli, internvid_nb.demo as demo
+def test_names_that_left_cli_still_resolve():
+    import internvid_nb.cli as cli
     with pytest.warns(DeprecationWarning, match="internvid_nb.cli.load_config moved to internvid_nb.pipeline.config"):
         assert callable(cli.load_config)
-    with pytest.warns(DeprecationWarning, match="moved to internvid_nb.pipeline.html.write_report"):
-        assert callable(demo.write_report)
+    with pytest.warns(DeprecationWarning, match="internvid_nb.cli.read_table moved to internvid_nb.data.tables"):
+        assert callable(cli.read_table)
     with pytest.raises(AttributeError, match="no_such_name"):
         cli.no_such_name
 

@@ -15,6 +15,7 @@ from ..data.core import atomic_write
 from ..models.checkpoint import load_torch_file
 from ..models.t2v import T2VConfig, TextToVideo, patchify, video_tensor
 from ..data.fingerprint import check_settings
+from ..training.loop import TensorList, batch_indices, fit, seed_from
 
 # %% auto #0
 __all__ = ['t2v_train_set', 'T2VTrainConfig', 'train_t2v']
@@ -105,42 +106,15 @@ def train_t2v(
     opt = torch.optim.AdamW(unet.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     params = [p for p in unet.parameters()]
     ema = [p.detach().clone() for p in params] if c.ema else None
-    step, history = 0, []
-    ckpt = Path(out) / "last.pt" if out else None
-    if ckpt and ckpt.exists():
-        st = load_torch_file(ckpt, dev)
-        was = json.loads(st.get("train_config", "{}"))
-        check_settings(ckpt, was, asdict(c), free=("steps", "ckpt_every", "log_every"), only_known=True,
-                       hint="use another run folder")
-        unet.load_state_dict(st["unet"])
-        opt.load_state_dict(st["optimizer"])
-        step, history = st["step"], json.loads(st["history"])
-        if ema is not None:
-            ema = [t.to(dev) for t in st["ema"]] if "ema" in st else [p.detach().clone() for p in params]
-        log(f"resumed from {ckpt} at step {step}")
-    end = c.steps if max_steps is None else min(c.steps, max_steps)
-    t0, n0 = time.time(), step
 
-    def save():
-        state = {
-            "unet": {k: v.detach().cpu() for k, v in unet.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "step": step,
-            "history": json.dumps(history),
-            "train_config": json.dumps(asdict(c)),
-        }
-        if ema is not None:
-            state["ema"] = [t.cpu() for t in ema]
-        with atomic_write(ckpt) as f:
-            torch.save(state, f)
-
-    while step < end:
-        unet.train()
+    def lr_at(step: int) -> float:
         lr = c.lr * min(1.0, (step + 1) / max(1, c.warmup))
         if c.cosine and step >= c.warmup:
             lr *= 0.5 * (1 + math.cos(math.pi * (step - c.warmup) / max(1, c.steps - c.warmup)))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        return lr
+
+    def one_step(step: int) -> dict:
+        unet.train()
         idx = batch_indices(step, len(videos), c.batch_size, c.seed)
         g = torch.Generator().manual_seed(seed_from(c.seed, step, 3))
         x = patchify(
@@ -162,10 +136,8 @@ def train_t2v(
             snr = (lambda a: a / (1 - a))(sched.alphas_cumprod.to(dev)[t])
             if pt == "sample":
                 err = err * (1 + snr).clamp(max=c.snr_gamma)
-            else:
-                err = (
-                    err * snr.clamp(max=c.snr_gamma) / (snr if pt == "epsilon" else snr + 1)
-                )  # Hang et al. 2023: at most 1
+            else:  # Hang et al. 2023: at most 1
+                err = err * snr.clamp(max=c.snr_gamma) / (snr if pt == "epsilon" else snr + 1)
         loss = err.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -174,24 +146,27 @@ def train_t2v(
         if ema is not None:
             with torch.no_grad():
                 torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(c.ema, (1 + step) / (10 + step)))
-        step += 1
-        late = max_seconds is not None and time.time() - t0 > max_seconds
-        if late:
-            end = step
-        if step % c.log_every == 0 or step == end:
-            row = {
-                "step": step,
-                "loss": loss.item(),
-                "lr": opt.param_groups[0]["lr"],
-                "clips_per_s": (step - n0) * c.batch_size / (time.time() - t0),
-            }
-            history.append(row)
-            if callback:
-                callback(row)
-            else:
-                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if ckpt and (step % c.ckpt_every == 0 or step == end):
-            save()
+        return {"loss": loss.item()}
+
+    kept = {"unet": unet, "optimizer": opt} | ({"ema": TensorList(ema)} if ema is not None else {})
+    history = fit(
+        one_step,
+        c.steps,
+        opt,
+        lr_at,
+        run=out,
+        states=kept,
+        settings=asdict(c),
+        free=("steps", "ckpt_every", "log_every"),
+        only_known=True,
+        log_every=c.log_every,
+        ckpt_every=c.ckpt_every,
+        items_per_step=c.batch_size,
+        callback=callback,
+        log=log,
+        max_steps=max_steps,
+        max_seconds=max_seconds,
+    )
     if ema is not None:
         with torch.no_grad():
             for p, e in zip(params, ema):

@@ -18,7 +18,7 @@ from ..data.videoio import read_frames
 from ..models.viclip import ViCLIP
 from ..models.checkpoint import CheckpointError, load_torch_file
 from ..data.transforms import preprocess, train_augment
-from .loop import batch_indices, rank_and_world, save_checkpoint, seed_from
+from .loop import batch_indices, fit, rank_and_world, seed_from
 from ..data.core import default_device
 from ..data.fingerprint import check_settings, plain
 
@@ -192,16 +192,6 @@ def _data_key(data: ClipSet) -> str:
 
     return hashlib.sha1("\0".join([str(len(data)), *map(str, data.captions)]).encode()).hexdigest()[:16]
 
-# %% ../../nbs/training/viclip.ipynb #4f80debe
-def _check_resumable(ckpt: Path, st: dict, c: TrainConfig, data_key: str) -> None:
-    """Refuse a checkpoint written with other training settings or data: resuming it would train (or return) another
-    model."""
-    have, want = json.loads(st["train_config"]), plain(asdict(c))
-    if st.get("data"):  # checkpoints older than the digest of the clips have none
-        have["training clips"], want["training clips"] = st["data"], data_key
-    check_settings(ckpt, have, want, free=_RESUME_FREE, error=CheckpointError,
-                   hint="train into another folder, or delete this one to start over")
-
 # %% ../../nbs/training/viclip.ipynb #2669cc73
 def train(
     model: ViCLIP,
@@ -226,34 +216,17 @@ def train(
     main_steps = int(round(c.epochs * steps_per_epoch))
     opt = make_optimizer(model, c)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    step, history = 0, []
-    ckpt = Path(out) / "last.pt" if out else None
-    data_key = _data_key(data)
     amp = c.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    if ckpt and ckpt.exists():  # every rank reads the same file (run folders live on a shared filesystem)
-        st = load_torch_file(ckpt, device)
-        _check_resumable(ckpt, st, c, data_key)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        if st.get("scaler"):
-            scaler.load_state_dict(st["scaler"])
-        step, history = st["step"], json.loads(st["history"])
-        if rank == 0:
-            log(f"resumed from {ckpt} at step {step}")
     local = c.batch_size // world
     micro = local // c.grad_accum
-    end = total if max_steps is None else min(total, max_steps)
-    t0, seen = time.time(), 0
-    while step < end:
+    n_tok = (c_v := model.config.vision).num_frames * (c_v.input_resolution // c_v.patch_size) ** 2
+
+    def one_step(step: int) -> dict:
         model.train()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps_per_epoch, c)
         masking = c.masking_prob if step < main_steps else 0.0
-        idx = batch_indices(step, len(data), c.batch_size, c.seed)
-        mine = idx[rank * local : (rank + 1) * local]
+        mine = batch_indices(step, len(data), c.batch_size, c.seed)[rank * local : (rank + 1) * local]
         torch.manual_seed(seed_from(c.seed, step, 1))  # drop path: one stream per step, as in a single process
-        n_tok = (c_v := model.config.vision).num_frames * (c_v.input_resolution // c_v.patch_size) ** 2
         noise = torch.rand(c.batch_size, n_tok, generator=torch.Generator().manual_seed(seed_from(c.seed, step, 2)))
         loss_sum = 0.0
         for a in range(c.grad_accum):
@@ -271,36 +244,33 @@ def train(
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
-        step += 1
-        seen += c.batch_size
-        row = {
-            "step": step,
-            "epoch": step / steps_per_epoch,
-            "loss": loss_sum,
-            "lr": opt.param_groups[0]["lr"],
-            "temp": model.temp.item(),
-            "masking": masking,
-        }
-        at_epoch_end = step % steps_per_epoch == 0 or step == total
-        if (
-            val is not None
-            and rank == 0
-            and ((c.eval_every and step % c.eval_every == 0) or (not c.eval_every and at_epoch_end))
-        ):
+        done = step + 1
+        row = {"epoch": done / steps_per_epoch, "loss": loss_sum, "temp": model.temp.item(), "masking": masking}
+        at_epoch_end = done % steps_per_epoch == 0 or done == total
+        if val is not None and rank == 0 and ((c.eval_every and done % c.eval_every == 0) or (not c.eval_every and at_epoch_end)):
             row.update(recall_at_1(*embed_set(model, val), val.captions))
-        if rank == 0 and (step % c.log_every == 0 or "t2v_r1" in row or step == end):
-            row["clips_per_s"] = seen / (time.time() - t0)
-            history.append(row)
-            if callback:
-                callback(row)
-            else:
-                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if ckpt and (step % c.ckpt_every == 0 or step == end):
-            if rank == 0:
-                save_checkpoint(ckpt, model, opt, step, history, c, scaler, data_key)
-            if world > 1:
-                dist.barrier()  # no rank runs ahead of a checkpoint it might resume from
-    return history
+        return row
+
+    data_key = _data_key(data)
+    return fit(
+        one_step,
+        total,
+        opt,
+        lambda step: lr_at(step, steps_per_epoch, c),
+        run=out,
+        states={"model": model, "optimizer": opt, "scaler": scaler},
+        settings={**asdict(c), "training clips": data_key},
+        free=_RESUME_FREE,
+        error=CheckpointError,
+        log_every=c.log_every,
+        ckpt_every=c.ckpt_every,
+        must_log=lambda row: "t2v_r1" in row,
+        items_per_step=c.batch_size,
+        callback=callback,
+        log=log,
+        max_steps=max_steps,
+        extra=lambda: {"model_config": json.dumps(model.config.to_dict()), "data": data_key},
+    )
 
 # %% ../../nbs/training/viclip.ipynb #291ddfb6
 def set_drop_path(model: ViCLIP, rate: float) -> ViCLIP:

@@ -17,6 +17,7 @@ from .render import MOTIONS, COLORS
 from ..models.captioners import ImageCaptioner, Summarizer, summary_input
 from ..curation.caption import caption_stage
 from ..models.loader import load_pretrained
+from ..training.loop import fit
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'parse_caption', 'caption_accuracy', 'motion_confusion', 'word_tokenizer', 'CaptionerRecipe',
@@ -126,19 +127,26 @@ def _labels(tok, texts: Sequence[str]) -> torch.Tensor:
 def _fit(model, batches, steps: int, lr: float, weight_decay: float, log=print, name: str = "") -> list[float]:
     "AdamW with one-cycle schedule over `batches()` (a callable giving model kwargs); returns the losses."
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)  # it sets the rates
     model.train()
     losses, t0 = [], time.time()
-    for s in range(steps):
+
+    def one_step(step: int) -> dict:
         loss = model(**batches()).loss
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(loss.item())
+        return {"loss": loss.item()}
+
+    def keep(row: dict) -> None:
+        losses.append(row["loss"])
+        s = row["step"] - 1
         if s % max(1, steps // 10) == 0 or s == steps - 1:
             log(f"{name} step {s}/{steps} loss {np.mean(losses[-50:]):.3f} ({time.time() - t0:.0f} s)")
+
+    fit(one_step, steps, opt, callback=keep)
     return losses
 
 # %% ../../nbs/world/captioning.ipynb #d2b71678
