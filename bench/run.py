@@ -52,7 +52,7 @@ def bench_segmentation(paths, repeats=3):
     from internvid_nb.curation.segment import segment_video, SegmentConfig
     from internvid_nb.data.videoio import probe
     n = sum(probe(p).n_frames for p in paths)
-    ours = _time(lambda: [segment_video(p, c=SegmentConfig(min_scene_len=8)) for p in paths], repeats)
+    ours = _time(lambda: [segment_video(p, config=SegmentConfig(min_scene_len=8)) for p in paths], repeats)
     theirs = _time(lambda: [detect(str(p), ContentDetector(threshold=27, min_scene_len=8)) for p in paths], repeats)
     return {"videos": len(paths), "frames": n, "ours_frames_per_s": round(n / ours, 1), "pyscenedetect_detect_frames_per_s": round(n / theirs, 1),
             "ratio_ours_vs_detect": round(theirs / ours, 2), "goal_ratio": 1.5}

@@ -28,6 +28,7 @@ from internvid_nb.curation.filter import (
 )
 from ..data.schema import write_parquet, write_internvid_jsonl
 from ..data.shards import write_shards
+from ..data.core import renamed_args
 
 # %% auto #0
 __all__ = ['CURATE_SAMPLINGS', 'CurateConfig', 'CurationModels', 'build_models', 'curate_stage', 'curation_stages',
@@ -64,16 +65,17 @@ class CurationModels:
     aesthetic: object
 
 # %% ../../nbs/curation/curate.ipynb #a498531f
-def build_models(c: CurateConfig = CurateConfig()) -> CurationModels:
+@renamed_args(c="config")
+def build_models(config: CurateConfig = CurateConfig()) -> CurationModels:
     "The chain's models from the names in `c`."
     from internvid_nb.models.scorers import video_text_model
 
-    scorer = video_text_model(c.scorer, c.device)
+    scorer = video_text_model(config.scorer, config.device)
     aes = (
-        LaionAesthetic(c.aesthetic_head, c.aesthetic_clip, device=c.device) if c.aesthetic_head else TechnicalQuality()
+        LaionAesthetic(config.aesthetic_head, config.aesthetic_clip, device=config.device) if config.aesthetic_head else TechnicalQuality()
     )
     return CurationModels(
-        ImageCaptioner(c.captioner, device=c.device), Summarizer(c.summarizer, device=c.device), scorer, aes
+        ImageCaptioner(config.captioner, device=config.device), Summarizer(config.summarizer, device=config.device), scorer, aes
     )
 
 # %% ../../nbs/curation/curate.ipynb #f04cbe01
@@ -110,21 +112,23 @@ def _model_names(c: CurateConfig, m: CurationModels | None) -> dict:
     }
 
 # %% ../../nbs/curation/curate.ipynb #ebe50e64
-def curation_stages(c: CurateConfig = CurateConfig(), models: CurationModels | None = None) -> dict[str, Stage]:
+@renamed_args(c="config")
+def curation_stages(config: CurateConfig = CurateConfig(), models: CurationModels | None = None) -> dict[str, Stage]:
     """The chain's two batch stages as picklable `Stage`s: segment (no model) and caption+score (loads the models once
     per worker)."""
     cap = (
         Stage(curate_stage, (models,), name="caption+score", model=True)
         if models is not None
-        else Stage(curate_stage, (c,), setup=build_models, name="caption+score", model=True)
+        else Stage(curate_stage, (config,), setup=build_models, name="caption+score", model=True)
     )
-    return {"segment": Stage(segment_stage, (c.segment,), name="segment"), "caption_score": cap}
+    return {"segment": Stage(segment_stage, (config.segment,), name="segment"), "caption_score": cap}
 
 # %% ../../nbs/curation/curate.ipynb #3a7d956b
+@renamed_args(c="config")
 def run_curation(
     videos: pd.DataFrame,
     out,
-    c: CurateConfig = CurateConfig(),
+    config: CurateConfig = CurateConfig(),
     models: CurationModels | None = None,
     progress: bool = True,
     log=print,
@@ -135,7 +139,7 @@ def run_curation(
     out = Path(out)
     with run_lock(out):
         remove_stale_temp(out)  # left by a killed run
-        return _run_curation(videos, out, c, models, progress, log, engine)
+        return _run_curation(videos, out, config, models, progress, log, engine)
 
 # %% ../../nbs/curation/curate.ipynb #1cd64f0c
 def _with_columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:

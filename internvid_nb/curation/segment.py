@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from ..data.videoio import open_video, read_range, VideoError
 from ..data.core import map_items
+from ..data.core import renamed_args
 
 # %% auto #0
 __all__ = ['content_scores', 'detect_cuts', 'motion_score', 'change_score', 'SegmentConfig', 'segment_video', 'segment_stage',
@@ -111,26 +112,27 @@ def _stream_shape(path) -> tuple[int, int, float]:
     return h, w, float(vr.get_avg_fps())
 
 # %% ../../nbs/curation/segment.ipynb #a575a962
-def segment_video(path, video_id: str | None = None, c: SegmentConfig = SegmentConfig()) -> pd.DataFrame:
+@renamed_args(c="config")
+def segment_video(path, video_id: str | None = None, config: SegmentConfig = SegmentConfig()) -> pd.DataFrame:
     "Clips of one video: one decode (downscaled), shot cuts, length bounds and motion filter. One row per kept clip."
     h, w, fps = _stream_shape(path)
     # resizing inside the decoder costs more than it saves unless it at least halves the width
-    size = (max(2, round(h * c.width / w / 2) * 2), c.width) if w >= 2 * c.width else None
+    size = (max(2, round(h * config.width / w / 2) * 2), config.width) if w >= 2 * config.width else None
     frames = read_range(path, None, None, size=size)
-    bounds = [0, *detect_cuts(frames, fps, c.threshold, c.min_scene_len, c.adaptive), len(frames)]
+    bounds = [0, *detect_cuts(frames, fps, config.threshold, config.min_scene_len, config.adaptive), len(frames)]
     vid, rows = video_id or Path(path).stem, []
-    step = max(1, int(c.max_len * fps))
+    step = max(1, int(config.max_len * fps))
     for a, b in zip(bounds[:-1], bounds[1:]):
         for s in range(a, b, step):
             e = min(b, s + step)
             m, ch = motion_score(frames[s:e]), change_score(frames[s:e])
             keep = (
                 "too_short"
-                if (e - s) / fps < c.min_len
+                if (e - s) / fps < config.min_len
                 else "still"
-                if ch < c.still_below
+                if ch < config.still_below
                 else "extreme_motion"
-                if m > c.extreme_above
+                if m > config.extreme_above
                 else "ok"
             )
             rows.append(
@@ -150,11 +152,12 @@ def segment_video(path, video_id: str | None = None, c: SegmentConfig = SegmentC
     return pd.DataFrame(rows)
 
 # %% ../../nbs/curation/segment.ipynb #016e20cc
-def segment_stage(videos: pd.DataFrame, c: SegmentConfig = SegmentConfig()) -> pd.DataFrame:
+@renamed_args(c="config")
+def segment_stage(videos: pd.DataFrame, config: SegmentConfig = SegmentConfig()) -> pd.DataFrame:
     "Runner stage: videos (video_id, path) -> clips, with an error row for a video that cannot be read."
     parts = []
     for r in map_items(
-        lambda v: segment_video(v.path, v.video_id, c), [v for _, v in videos.iterrows()], errors=(VideoError,)
+        lambda v: segment_video(v.path, v.video_id, config), [v for _, v in videos.iterrows()], errors=(VideoError,)
     ):
         parts.append(
             r.value

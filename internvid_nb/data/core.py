@@ -4,14 +4,14 @@
 
 # %% ../../nbs/data/core.ipynb #bf0e10be
 from __future__ import annotations
-import argparse, contextlib, errno, math, os, re, shutil, tempfile
+import argparse, contextlib, errno, functools, math, os, re, shutil, tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_folder', 'as_text', 'printable', 'number_arg', 'ItemResult', 'map_items',
-           'default_device', 'repo_root', 'data_samples_dir']
+           'default_device', 'renamed_args', 'repo_root', 'data_samples_dir']
 
 # %% ../../nbs/data/core.ipynb #53c46a6c
 _UMASK = os.umask(0)
@@ -171,6 +171,26 @@ def default_device(device=None):
     import torch
 
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+# %% ../../nbs/data/core.ipynb #7deea76d
+def renamed_args(**renames: str) -> Callable:
+    "Decorator: keyword arguments renamed in 0.2 (`old='new'`) still accepted, with a DeprecationWarning."
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def called(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{fn.__name__}() got {old!r} (the old name of {new!r}) and {new!r}")
+                    warnings.warn(f"{fn.__name__}({old}=...) is now {fn.__name__}({new}=...); the old name goes in 0.3",
+                                  DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return called
+
+    return wrap
 
 # %% ../../nbs/data/core.ipynb #0bff1f84
 def repo_root() -> Path:

@@ -16,6 +16,7 @@ from ..models.checkpoint import load_torch_file
 from ..models.t2v import T2VConfig, TextToVideo, patchify, video_tensor
 from ..data.fingerprint import check_settings
 from ..training.loop import TensorList, batch_indices, fit, seed_from
+from ..data.core import renamed_args
 
 # %% auto #0
 __all__ = ['t2v_train_set', 'T2VTrainConfig', 'train_t2v']
@@ -75,11 +76,12 @@ def _encode_unique(pipe: TextToVideo, captions: Sequence[str], batch: int = 256)
     return states, inv
 
 # %% ../../nbs/generation/train.ipynb #6a238dab
+@renamed_args(c="config")
 def train_t2v(
     pipe: TextToVideo,
     captions: Sequence[str],
     videos: np.ndarray,
-    c: T2VTrainConfig = T2VTrainConfig(),
+    config: T2VTrainConfig = T2VTrainConfig(),
     out=None,
     callback: Callable[[dict], None] | None = None,
     log=print,
@@ -92,9 +94,9 @@ def train_t2v(
 
     if len(videos) != len(captions):
         raise ValueError(f"{len(videos)} videos but {len(captions)} captions")
-    if len(videos) < c.batch_size:
+    if len(videos) < config.batch_size:
         raise ValueError(f"{len(videos)} clips are fewer than one batch of {c.batch_size}")
-    if c.snr_gamma and pipe.config.sigma_data:
+    if config.snr_gamma and pipe.config.sigma_data:
         raise ValueError("snr_gamma and sigma_data both weight the loss: use one")
     unet, dev = pipe.unet, pipe.device
     states, inv = _encode_unique(pipe, captions)
@@ -103,20 +105,20 @@ def train_t2v(
     inv = inv[:-1]
     V = torch.as_tensor(np.asarray(videos)).to(dev)  # uint8; on the CPU this shares the array's memory
     sched = pipe.scheduler("ddpm")
-    opt = torch.optim.AdamW(unet.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    opt = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     params = [p for p in unet.parameters()]
-    ema = [p.detach().clone() for p in params] if c.ema else None
+    ema = [p.detach().clone() for p in params] if config.ema else None
 
     def lr_at(step: int) -> float:
-        lr = c.lr * min(1.0, (step + 1) / max(1, c.warmup))
-        if c.cosine and step >= c.warmup:
-            lr *= 0.5 * (1 + math.cos(math.pi * (step - c.warmup) / max(1, c.steps - c.warmup)))
+        lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+        if config.cosine and step >= config.warmup:
+            lr *= 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / max(1, config.steps - config.warmup)))
         return lr
 
     def one_step(step: int) -> dict:
         unet.train()
-        idx = batch_indices(step, len(videos), c.batch_size, c.seed)
-        g = torch.Generator().manual_seed(seed_from(c.seed, step, 3))
+        idx = batch_indices(step, len(videos), config.batch_size, config.seed)
+        g = torch.Generator().manual_seed(seed_from(config.seed, step, 3))
         x = patchify(
             V[torch.as_tensor(idx, device=dev)].permute(0, 4, 1, 2, 3).float().div(127.5).sub(1), pipe.config.patch
         )
@@ -127,17 +129,17 @@ def train_t2v(
         noisy = sched.add_noise(x, noise, t)
         pt = pipe.config.prediction_type
         target = noise if pt == "epsilon" else x if pt == "sample" else sched.get_velocity(x, noise, t)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=c.amp and dev.type == "cuda"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.amp and dev.type == "cuda"):
             pred = pipe.denoise(noisy, t, cond)
         err = (pred.float() - target).pow(2).flatten(1).mean(1)
         if pipe.config.sigma_data:
             err = err / pipe._precondition(t, x)[1].flatten().pow(2)  # the loss of F itself: unit weight
-        elif c.snr_gamma:
+        elif config.snr_gamma:
             snr = (lambda a: a / (1 - a))(sched.alphas_cumprod.to(dev)[t])
             if pt == "sample":
-                err = err * (1 + snr).clamp(max=c.snr_gamma)
+                err = err * (1 + snr).clamp(max=config.snr_gamma)
             else:  # Hang et al. 2023: at most 1
-                err = err * snr.clamp(max=c.snr_gamma) / (snr if pt == "epsilon" else snr + 1)
+                err = err * snr.clamp(max=config.snr_gamma) / (snr if pt == "epsilon" else snr + 1)
         loss = err.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -145,23 +147,23 @@ def train_t2v(
         opt.step()
         if ema is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(c.ema, (1 + step) / (10 + step)))
+                torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(config.ema, (1 + step) / (10 + step)))
         return {"loss": loss.item()}
 
     kept = {"unet": unet, "optimizer": opt} | ({"ema": TensorList(ema)} if ema is not None else {})
     history = fit(
         one_step,
-        c.steps,
+        config.steps,
         opt,
         lr_at,
         run=out,
         states=kept,
-        settings=asdict(c),
+        settings=asdict(config),
         free=("steps", "ckpt_every", "log_every"),
         only_known=True,
-        log_every=c.log_every,
-        ckpt_every=c.ckpt_every,
-        items_per_step=c.batch_size,
+        log_every=config.log_every,
+        ckpt_every=config.ckpt_every,
+        items_per_step=config.batch_size,
         callback=callback,
         log=log,
         max_steps=max_steps,

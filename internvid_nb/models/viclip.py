@@ -105,18 +105,18 @@ def mask_tokens(x: torch.Tensor, ratio: float, noise: torch.Tensor | None = None
 
 # %% ../../nbs/models/viclip.ipynb #435bbb9a
 class VisionTransformer(nn.Module):
-    def __init__(self, c: VisionConfig):
+    def __init__(self, config: VisionConfig):
         super().__init__()
-        self.config, W, p = c, c.width, c.patch_size
+        self.config, W, p = config, config.width, config.patch_size
         self.conv1 = nn.Conv3d(3, W, (1, p, p), (1, p, p), bias=False)
         scale = W**-0.5
         self.class_embedding = nn.Parameter(scale * torch.randn(W))
-        self.positional_embedding = nn.Parameter(scale * torch.randn((c.input_resolution // p) ** 2 + 1, W))
-        self.temporal_positional_embedding = nn.Parameter(torch.zeros(1, c.num_frames, W))
+        self.positional_embedding = nn.Parameter(scale * torch.randn((config.input_resolution // p) ** 2 + 1, W))
+        self.temporal_positional_embedding = nn.Parameter(torch.zeros(1, config.num_frames, W))
         self.ln_pre = nn.LayerNorm(W)
-        self.transformer = Transformer(W, c.layers, c.heads, c.drop_path)
+        self.transformer = Transformer(W, config.layers, config.heads, config.drop_path)
         self.ln_post = nn.LayerNorm(W)
-        self.proj = nn.Parameter(scale * torch.randn(W, c.output_dim))
+        self.proj = nn.Parameter(scale * torch.randn(W, config.output_dim))
 
     def forward(
         self, x: torch.Tensor, masking_prob: float = 0.0, mask_noise: torch.Tensor | None = None
@@ -141,14 +141,14 @@ class VisionTransformer(nn.Module):
 
 # %% ../../nbs/models/viclip.ipynb #e9ed8ed7
 class TextTransformer(nn.Module):
-    def __init__(self, c: TextConfig):
+    def __init__(self, config: TextConfig):
         super().__init__()
-        self.config = c
-        self.token_embedding = nn.Embedding(c.vocab_size, c.width)
-        self.positional_embedding = nn.Parameter(torch.empty(c.context_length, c.width))
-        self.transformer = Transformer(c.width, c.layers, c.heads)
-        self.ln_final = nn.LayerNorm(c.width)
-        self.text_projection = nn.Parameter(torch.empty(c.width, c.embed_dim))
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
+        self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.width))
+        self.transformer = Transformer(config.width, config.layers, config.heads)
+        self.ln_final = nn.LayerNorm(config.width)
+        self.text_projection = nn.Parameter(torch.empty(config.width, config.embed_dim))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         "ids: long [B, L] (L <= context) -> [B, embed_dim], taken at the end token (the largest id)."

@@ -149,15 +149,15 @@ def _run_table_stage(
     return EXIT_ITEMS_FAILED if len(bad) else EXIT_OK
 
 # %% ../../nbs/pipeline/commands.ipynb #f0b122d3
-def cmd_segment(a) -> int:
+def cmd_segment(args) -> int:
     from internvid_nb.curation.segment import SegmentConfig, segment_stage
 
-    sc = SegmentConfig(threshold=a.threshold, min_scene_len=a.min_scene_len)
+    sc = SegmentConfig(threshold=args.threshold, min_scene_len=args.min_scene_len)
     return _run_table_stage(
-        a,
+        args,
         Stage(segment_stage, (sc,), name="segment"),
-        read_videos(a.videos),
-        Path(a.out),
+        read_videos(args.videos),
+        Path(args.out),
         "clips",
         asdict(sc),
         "video_id",
@@ -165,24 +165,24 @@ def cmd_segment(a) -> int:
     )
 
 # %% ../../nbs/pipeline/commands.ipynb #31806177
-def cmd_caption(a) -> int:
-    t = read_table(a.clips, ["clip_id", "path"])
-    st = Stage(_caption_fn, (a.captioner, a.summarizer, a.device), setup=_load_captioners, name="caption", model=True)
-    return _run_table_stage(a, st, t, Path(a.out), "captions", {"captioner": a.captioner, "summarizer": a.summarizer})
+def cmd_caption(args) -> int:
+    t = read_table(args.clips, ["clip_id", "path"])
+    st = Stage(_caption_fn, (args.captioner, args.summarizer, args.device), setup=_load_captioners, name="caption", model=True)
+    return _run_table_stage(args, st, t, Path(args.out), "captions", {"captioner": args.captioner, "summarizer": args.summarizer})
 
 # %% ../../nbs/pipeline/commands.ipynb #4431bda6
-def cmd_score(a) -> int:
-    t = read_table(a.clips, ["clip_id", "path", a.caption_col])
+def cmd_score(args) -> int:
+    t = read_table(args.clips, ["clip_id", "path", args.caption_col])
     st = Stage(
-        _ScoreWith(a.caption_col), (a.scorer, a.aesthetic_head, a.device), setup=_load_scorers, name="score", model=True
+        _ScoreWith(args.caption_col), (args.scorer, args.aesthetic_head, args.device), setup=_load_scorers, name="score", model=True
     )
     return _run_table_stage(
-        a,
+        args,
         st,
         t,
-        Path(a.out),
+        Path(args.out),
         "scores",
-        {"scorer": a.scorer, "aesthetic_head": a.aesthetic_head, "caption_col": a.caption_col},
+        {"scorer": args.scorer, "aesthetic_head": args.aesthetic_head, "caption_col": args.caption_col},
     )
 
 # %% ../../nbs/pipeline/commands.ipynb #417a4e0e
@@ -196,30 +196,30 @@ class _ScoreWith:
         return _score_fn(batch, models, self.caption_col)
 
 # %% ../../nbs/pipeline/commands.ipynb #68fde8b5
-def cmd_select(a) -> int:
+def cmd_select(args) -> int:
     from internvid_nb.curation.filter import find_duplicates, subset_random, subset_div, subset_flt, subset_aes
 
-    t = read_table(a.table, ["clip_id"])
+    t = read_table(args.table, ["clip_id"])
     if "status" in t:
         t = t[t.status == "ok"]
     if not len(t):
         raise InputError(f"{a.table}: no clip with status ok")
-    if a.dedupe and "video_emb" in t:
-        t = t.assign(dup_of=find_duplicates(np.stack(t.video_emb), list(t.clip_id), a.dup_threshold))
+    if args.dedupe and "video_emb" in t:
+        t = t.assign(dup_of=find_duplicates(np.stack(t.video_emb), list(t.clip_id), args.dup_threshold))
         t = t[t.dup_of == ""]
-    need = {"flt": ["sim_score", "start", "end"], "aes": ["aes_score"], "div": ["video_id"], "random": []}[a.subset]
+    need = {"flt": ["sim_score", "start", "end"], "aes": ["aes_score"], "div": ["video_id"], "random": []}[args.subset]
     miss = [c for c in need if c not in t]
     if miss:
         raise InputError(f"{a.table}: subset {a.subset!r} needs column(s) {miss}")
-    n = int(round(a.frac * len(t)))
+    n = int(round(args.frac * len(t)))
     sub = {
-        "flt": lambda: subset_flt(t, a.frac),
-        "aes": lambda: subset_aes(t, a.threshold),
-        "div": lambda: subset_div(t, n, a.seed),
-        "random": lambda: subset_random(t, n, a.seed),
-    }[a.subset]()
-    with run_lock(a.out):
-        write_parquet(sub.reset_index(drop=True), Path(a.out) / f"{a.subset}.parquet")
+        "flt": lambda: subset_flt(t, args.frac),
+        "aes": lambda: subset_aes(t, args.threshold),
+        "div": lambda: subset_div(t, n, args.seed),
+        "random": lambda: subset_random(t, n, args.seed),
+    }[args.subset]()
+    with run_lock(args.out):
+        write_parquet(sub.reset_index(drop=True), Path(args.out) / f"{a.subset}.parquet")
     print(f"select {a.subset}: {len(sub)} of {len(t)} clips -> {Path(a.out) / f'{a.subset}.parquet'}")
     return EXIT_OK
 
@@ -243,18 +243,18 @@ def export_row(row: dict, caption_col: str = "caption") -> dict:
     return {**row, "start": start, "end": end, "caption": as_text(row[caption_col])}
 
 # %% ../../nbs/pipeline/commands.ipynb #145aebfc
-def cmd_export(a) -> int:
+def cmd_export(args) -> int:
     from internvid_nb.data.schema import write_internvid_jsonl, row_to_internvid_record
     from internvid_nb.data.shards import write_shards
     from internvid_nb.data.videoio import VideoError
 
     t = read_table(
-        a.table, ["clip_id", "video_id", "path", "start", "end", a.caption_col]
+        args.table, ["clip_id", "video_id", "path", "start", "end", args.caption_col]
     )  # what the jsonl records need
     errors, rows = [], []
     for row in t.to_dict("records"):  # a row that cannot be exported is an error naming its clip
         try:
-            checked = export_row(row, a.caption_col)
+            checked = export_row(row, args.caption_col)
             row_to_internvid_record(checked)
         except (ValueError, TypeError, VideoError) as e:
             errors.append(f"{row.get('clip_id')}: {e}")
@@ -262,12 +262,12 @@ def cmd_export(a) -> int:
         rows.append(checked)
     good = pd.DataFrame(rows, columns=list(t.columns) + ["caption"] * ("caption" not in t.columns))
     failed: list[int] = []
-    with run_lock(a.out):
+    with run_lock(args.out):
         shards = write_shards(
-            good, Path(a.out) / "shards", a.shard_size, caption_col=a.caption_col, errors=errors, failed=failed
+            good, Path(args.out) / "shards", args.shard_size, caption_col=args.caption_col, errors=errors, failed=failed
         )
         written = good.drop(index=good.index[failed])  # the jsonl lists exactly the clips in the shards
-        write_internvid_jsonl(written, Path(a.out) / "internvid.jsonl")
+        write_internvid_jsonl(written, Path(args.out) / "internvid.jsonl")
     for e in errors:
         print_error(f"failed: {e}")
     print(
@@ -277,9 +277,9 @@ def cmd_export(a) -> int:
     return EXIT_ITEMS_FAILED if errors else EXIT_OK
 
 # %% ../../nbs/pipeline/commands.ipynb #0cc6e6f6
-def cmd_evaluate(a) -> int:
-    c = PipelineConfig(evaluate=EvaluateStageConfig(a.model, a.world or "", a.split))
-    out = Path(a.out)
+def cmd_evaluate(args) -> int:
+    c = PipelineConfig(evaluate=EvaluateStageConfig(args.model, args.world or "", args.split))
+    out = Path(args.out)
     with run_lock(out):
         res = evaluate_stage(c, out)
     for r in res:
@@ -295,9 +295,9 @@ def cmd_evaluate(a) -> int:
     return EXIT_OK
 
 # %% ../../nbs/pipeline/commands.ipynb #ae86cf2d
-def cmd_generate(a) -> int:
-    c = PipelineConfig(generate=GenerateStageConfig(a.model, list(a.prompts), a.steps, a.guidance, a.seed, a.fps))
-    out = Path(a.out)
+def cmd_generate(args) -> int:
+    c = PipelineConfig(generate=GenerateStageConfig(args.model, list(args.prompts), args.steps, args.guidance, args.seed, args.fps))
+    out = Path(args.out)
     with run_lock(out):
         rows = generate_stage(c, out)
     for r in rows:
@@ -305,28 +305,28 @@ def cmd_generate(a) -> int:
     return EXIT_OK
 
 # %% ../../nbs/pipeline/commands.ipynb #41d319ac
-def cmd_train(a) -> int:
+def cmd_train(args) -> int:
     from internvid_nb.training.viclip import main as train_main
 
-    return train_main(a.train_args)
+    return train_main(args.train_args)
 
 # %% ../../nbs/pipeline/commands.ipynb #c12c8804
-def cmd_pipeline(a) -> int:
+def cmd_pipeline(args) -> int:
     ov = {}
-    if a.out:
-        ov["out"] = str(Path(a.out).absolute())
-    if a.engine:
-        ov["engine.kind"] = a.engine
-    if a.workers:
-        ov["engine.workers"] = a.workers
-    if a.ray_address:
-        ov["engine.address"] = a.ray_address
-    if a.num_cpus:
-        ov["engine.num_cpus"] = a.num_cpus
-    if a.stages:
-        ov["stages"] = a.stages.split(",")
-    c = load_config(a.config, ov)
-    s = run_pipeline(c, progress=not a.no_progress)
+    if args.out:
+        ov["out"] = str(Path(args.out).absolute())
+    if args.engine:
+        ov["engine.kind"] = args.engine
+    if args.workers:
+        ov["engine.workers"] = args.workers
+    if args.ray_address:
+        ov["engine.address"] = args.ray_address
+    if args.num_cpus:
+        ov["engine.num_cpus"] = args.num_cpus
+    if args.stages:
+        ov["stages"] = args.stages.split(",")
+    c = load_config(args.config, ov)
+    s = run_pipeline(c, progress=not args.no_progress)
     cur = s.get("curate", {})
     for vid, err in cur.get("video_errors", []):
         print_error(f"failed: video {vid}: {err}")

@@ -16,6 +16,7 @@ from .config import PipelineConfig, STAGES
 from .report import pipeline_sections
 from ..data.core import default_device
 from ..data.fingerprint import check_settings
+from ..data.core import renamed_args
 
 # %% auto #0
 __all__ = ['train_stage', 'benchmark_function', 'evaluate_stage', 'generate_stage', 'run_pipeline']
@@ -47,13 +48,13 @@ def _mark_done(out: Path, name: str, result, settings: dict) -> None:
         json.dump({"settings": settings, "result": result}, f, indent=1, default=str)
 
 # %% ../../nbs/pipeline/run.ipynb #fbf8d0b8
-def train_stage(c: PipelineConfig, out: Path, log=print) -> dict:
+def train_stage(config: PipelineConfig, out: Path, log=print) -> dict:
     "Fine-tune `c.train.init` on the curated subset `c.train.subset`; the model lands in out/train/final."
     import torch
     from internvid_nb.models.viclip import ViCLIP
     from internvid_nb.training.viclip import ClipSet, TrainConfig, train
 
-    t = c.train
+    t = config.train
     sub = out / "curation" / "subsets" / f"{t.subset}.parquet"
     if not sub.exists():
         raise InputError(f"{sub}: no curated subset {t.subset!r} (run the curate stage first)")
@@ -79,7 +80,7 @@ def train_stage(c: PipelineConfig, out: Path, log=print) -> dict:
     )
     run = out / "train" / "run"
     settings = {
-        "stage": _stage_settings(c, "train"),  # the settings and the clips the checkpoint belongs to
+        "stage": _stage_settings(config, "train"),  # the settings and the clips the checkpoint belongs to
         "clips": hashlib.sha1(
             "\0".join(table.clip_id.astype(str) + "\t" + table.caption.astype(str)).encode()
         ).hexdigest(),
@@ -104,12 +105,12 @@ def benchmark_function(spec: str) -> Callable:
         raise InputError(f"evaluate benchmark {spec!r}: not a 'module:function' that can be imported ({e})") from None
 
 # %% ../../nbs/pipeline/run.ipynb #0cca94b1
-def evaluate_stage(c: PipelineConfig, out: Path) -> list[dict]:
+def evaluate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     """The config's benchmark (by default zero-shot and retrieval on the sample world's held-out split); rows of
     EvalResult dicts, saved to out/evaluate/results.json."""
     from internvid_nb.evaluation.video_text import save_results
 
-    e = c.evaluate
+    e = config.evaluate
     name = str(out / "train" / "final") if e.model == "trained" else e.model
     from internvid_nb.models.scorers import video_text_model
 
@@ -119,7 +120,7 @@ def evaluate_stage(c: PipelineConfig, out: Path) -> list[dict]:
     return [asdict(r) for r in res]
 
 # %% ../../nbs/pipeline/run.ipynb #e9f92f72
-def generate_stage(c: PipelineConfig, out: Path) -> list[dict]:
+def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     """Videos of `c.generate.prompts` (mp4 + gif) and their CLIPSIM; the index is written last, so a killed run redoes
     them all."""
     import torch
@@ -127,7 +128,7 @@ def generate_stage(c: PipelineConfig, out: Path) -> list[dict]:
     from internvid_nb.models.scorers import ViCLIPScorer
     from internvid_nb.data.videoio import write_mp4, write_gif
 
-    g = c.generate
+    g = config.generate
     pipe = TextToVideo.from_pretrained(g.model)
     videos = pipe(list(g.prompts), steps=g.steps, guidance=g.guidance, seed=g.seed)
     scorer = ViCLIPScorer()
@@ -143,48 +144,49 @@ def generate_stage(c: PipelineConfig, out: Path) -> list[dict]:
     return rows
 
 # %% ../../nbs/pipeline/run.ipynb #153c46ac
-def run_pipeline(c: PipelineConfig, progress: bool = True, log=print) -> dict:
+@renamed_args(c="config")
+def run_pipeline(config: PipelineConfig, progress: bool = True, log=print) -> dict:
     "Run the configured stages into `c.out` (locked for the run); returns the summary also saved as summary.json."
     from internvid_nb.curation.curate import run_curation
 
-    out = Path(c.out).absolute()
+    out = Path(config.out).absolute()
     with run_lock(out):
         remove_stale_temp(out)  # temp files of atomic writes cut short by a kill
-        engine, t0 = c.engine.build(), time.time()
-        summary = {"config": asdict(c), "engine": c.engine.kind, "seconds": {}}
+        engine, t0 = config.engine.build(), time.time()
+        summary = {"config": asdict(config), "engine": config.engine.kind, "seconds": {}}
         for name in STAGES:  # stages finished earlier and not run now still go in the report
-            if name in c.stages:
+            if name in config.stages:
                 continue
             if name == "curate" and (out / "curation" / "summary.json").exists():
                 summary["curate"] = json.loads((out / "curation" / "summary.json").read_text())
             elif name != "curate" and (res := _finished(out, name)) is not None:
                 summary[name] = res
         try:
-            for name in [s for s in STAGES if s in c.stages and s != "report"]:
+            for name in [s for s in STAGES if s in config.stages and s != "report"]:
                 t1 = time.time()
                 if name == "curate":
                     summary["curate"] = run_curation(
-                        read_videos(c.videos), out / "curation", c.curate, progress=progress, log=log, engine=engine
+                        read_videos(config.videos), out / "curation", config.curate, progress=progress, log=log, engine=engine
                     )
-                elif (res := _finished(out, name, _stage_settings(c, name))) is not None:
+                elif (res := _finished(out, name, _stage_settings(config, name))) is not None:
                     summary[name] = res
                 else:
                     res = {
-                        "train": lambda: train_stage(c, out, log),
-                        "evaluate": lambda: evaluate_stage(c, out),
-                        "generate": lambda: generate_stage(c, out),
+                        "train": lambda: train_stage(config, out, log),
+                        "evaluate": lambda: evaluate_stage(config, out),
+                        "generate": lambda: generate_stage(config, out),
                     }[name]()
-                    _mark_done(out, name, res, _stage_settings(c, name))
+                    _mark_done(out, name, res, _stage_settings(config, name))
                     summary[name] = res
                 summary["seconds"][name] = round(time.time() - t1, 2)
                 log(f"{name}: done in {summary['seconds'][name]} s")
         finally:
-            if c.engine.kind == "ray" and not c.engine.address:
+            if config.engine.kind == "ray" and not config.engine.address:
                 engine.shutdown()
         summary["seconds"]["total"] = round(time.time() - t0, 2)
         if "curate" in summary and "curate" in summary["seconds"]:
             summary["clips_per_s"] = round(summary["curate"]["clips_kept"] / max(summary["seconds"]["curate"], 1e-9), 3)
-        if "report" in c.stages:
+        if "report" in config.stages:
             from internvid_nb.pipeline.html import write_report
 
             summary["report"] = str(

@@ -21,6 +21,7 @@ from ..data.transforms import preprocess, train_augment
 from .loop import batch_indices, fit, rank_and_world, seed_from
 from ..data.core import default_device
 from ..data.fingerprint import check_settings, plain
+from ..data.core import renamed_args
 
 # %% auto #0
 __all__ = ['gather_features', 'contrastive_loss', 'ClipSet', 'TrainConfig', 'lr_at', 'make_optimizer', 'embed_set', 'recall_at_1',
@@ -126,30 +127,30 @@ class TrainConfig:
     log_every: int = 10
 
 # %% ../../nbs/training/viclip.ipynb #dc4765d5
-def lr_at(step: int, steps_per_epoch: int, c: TrainConfig) -> float:
+def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     "Learning rate of optimizer step `step`: warm-up, cosine, then the unmasked phase's constant rate."
-    main = int(round(c.epochs * steps_per_epoch))
-    warm = int(round(c.warmup_epochs * steps_per_epoch))
+    main = int(round(config.epochs * steps_per_epoch))
+    warm = int(round(config.warmup_epochs * steps_per_epoch))
     if step >= main:
-        return c.unmasked_lr
+        return config.unmasked_lr
     if step < warm:
-        return c.lr * (step + 1) / warm
+        return config.lr * (step + 1) / warm
     prog = (step - warm) / max(1, main - warm)
-    return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * prog))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * prog))
 
 # %% ../../nbs/training/viclip.ipynb #d1d3feb0
-def make_optimizer(model: ViCLIP, c: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: ViCLIP, config: TrainConfig) -> torch.optim.Optimizer:
     "AdamW with weight decay on matrices only (not on norms, biases, embeddings' 1-D params or temp)."
     for p in model.text_encoder.parameters():
-        p.requires_grad_(not c.freeze_text)
+        p.requires_grad_(not config.freeze_text)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in params if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n)]
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": c.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-        lr=c.lr,
-        betas=tuple(c.betas),
-        eps=c.eps,
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=tuple(config.betas),
+        eps=config.eps,
     )
 
 # %% ../../nbs/training/viclip.ipynb #cc400d4e
@@ -193,10 +194,11 @@ def _data_key(data: ClipSet) -> str:
     return hashlib.sha1("\0".join([str(len(data)), *map(str, data.captions)]).encode()).hexdigest()[:16]
 
 # %% ../../nbs/training/viclip.ipynb #2669cc73
+@renamed_args(c="config")
 def train(
     model: ViCLIP,
     data: ClipSet,
-    c: TrainConfig,
+    config: TrainConfig,
     out=None,
     val: ClipSet | None = None,
     callback: Callable[[dict], None] | None = None,
@@ -206,39 +208,39 @@ def train(
     """Train `model` on `data`; resumes from `out/last.pt` when present (refused if written with other settings or
     data). Returns the history of logged rows."""
     rank, world = rank_and_world()
-    if c.batch_size % (world * c.grad_accum):
+    if config.batch_size % (world * config.grad_accum):
         raise ValueError(f"batch_size {c.batch_size} must divide by processes x grad_accum = {world * c.grad_accum}")
-    if len(data) < c.batch_size:
+    if len(data) < config.batch_size:
         raise ValueError(f"{len(data)} clips are fewer than one batch of {c.batch_size}")
     device = model.device
-    steps_per_epoch = len(data) // c.batch_size
-    total = int(round((c.epochs + c.unmasked_epochs) * steps_per_epoch))
-    main_steps = int(round(c.epochs * steps_per_epoch))
-    opt = make_optimizer(model, c)
+    steps_per_epoch = len(data) // config.batch_size
+    total = int(round((config.epochs + config.unmasked_epochs) * steps_per_epoch))
+    main_steps = int(round(config.epochs * steps_per_epoch))
+    opt = make_optimizer(model, config)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    amp = c.amp and device.type == "cuda"
+    amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    local = c.batch_size // world
-    micro = local // c.grad_accum
+    local = config.batch_size // world
+    micro = local // config.grad_accum
     n_tok = (c_v := model.config.vision).num_frames * (c_v.input_resolution // c_v.patch_size) ** 2
 
     def one_step(step: int) -> dict:
         model.train()
-        masking = c.masking_prob if step < main_steps else 0.0
-        mine = batch_indices(step, len(data), c.batch_size, c.seed)[rank * local : (rank + 1) * local]
-        torch.manual_seed(seed_from(c.seed, step, 1))  # drop path: one stream per step, as in a single process
-        noise = torch.rand(c.batch_size, n_tok, generator=torch.Generator().manual_seed(seed_from(c.seed, step, 2)))
+        masking = config.masking_prob if step < main_steps else 0.0
+        mine = batch_indices(step, len(data), config.batch_size, config.seed)[rank * local : (rank + 1) * local]
+        torch.manual_seed(seed_from(config.seed, step, 1))  # drop path: one stream per step, as in a single process
+        noise = torch.rand(config.batch_size, n_tok, generator=torch.Generator().manual_seed(seed_from(config.seed, step, 2)))
         loss_sum = 0.0
-        for a in range(c.grad_accum):
+        for a in range(config.grad_accum):
             sel = mine[a * micro : (a + 1) * micro]
-            x = torch.stack([data.train_item(int(i), seed_from(c.seed, step, int(i))) for i in sel]).to(device)
+            x = torch.stack([data.train_item(int(i), seed_from(config.seed, step, int(i))) for i in sel]).to(device)
             ids = model.tokenize([data.captions[i] for i in sel])
             nz = noise[rank * local + a * micro : rank * local + (a + 1) * micro]
-            sync = ddp.no_sync() if world > 1 and a < c.grad_accum - 1 else contextlib.nullcontext()
+            sync = ddp.no_sync() if world > 1 and a < config.grad_accum - 1 else contextlib.nullcontext()
             with sync:
                 with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                     v, t, scale = ddp(x, ids, masking_prob=masking, mask_noise=nz)
-                    loss = contrastive_loss(v.float(), t.float(), scale, data.source[sel].to(device)) / c.grad_accum
+                    loss = contrastive_loss(v.float(), t.float(), scale, data.source[sel].to(device)) / config.grad_accum
                 scaler.scale(loss).backward()
             loss_sum += loss.item()
         scaler.step(opt)
@@ -247,7 +249,7 @@ def train(
         done = step + 1
         row = {"epoch": done / steps_per_epoch, "loss": loss_sum, "temp": model.temp.item(), "masking": masking}
         at_epoch_end = done % steps_per_epoch == 0 or done == total
-        if val is not None and rank == 0 and ((c.eval_every and done % c.eval_every == 0) or (not c.eval_every and at_epoch_end)):
+        if val is not None and rank == 0 and ((config.eval_every and done % config.eval_every == 0) or (not config.eval_every and at_epoch_end)):
             row.update(recall_at_1(*embed_set(model, val), val.captions))
         return row
 
@@ -256,16 +258,16 @@ def train(
         one_step,
         total,
         opt,
-        lambda step: lr_at(step, steps_per_epoch, c),
+        lambda step: lr_at(step, steps_per_epoch, config),
         run=out,
         states={"model": model, "optimizer": opt, "scaler": scaler},
-        settings={**asdict(c), "training clips": data_key},
+        settings={**asdict(config), "training clips": data_key},
         free=_RESUME_FREE,
         error=CheckpointError,
-        log_every=c.log_every,
-        ckpt_every=c.ckpt_every,
+        log_every=config.log_every,
+        ckpt_every=config.ckpt_every,
         must_log=lambda row: "t2v_r1" in row,
-        items_per_step=c.batch_size,
+        items_per_step=config.batch_size,
         callback=callback,
         log=log,
         max_steps=max_steps,

@@ -158,31 +158,31 @@ def world_caption_data(n_clips: int, seed: int = 0) -> tuple[pd.DataFrame, list[
 
 # %% ../../nbs/world/captioning.ipynb #a6ced180
 def train_captioner(
-    table: pd.DataFrame, frames: Sequence[np.ndarray], tokenizer, r: CaptionerRecipe = CaptionerRecipe(), log=print
+    table: pd.DataFrame, frames: Sequence[np.ndarray], tokenizer, recipe: CaptionerRecipe = CaptionerRecipe(), log=print
 ):
     "A tiny ViT-GPT2 VisionEncoderDecoderModel trained on (frame, frame caption) pairs of `table`/`frames`."
     from transformers import ViTConfig, GPT2Config, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
-    rng = np.random.default_rng(r.seed)
-    torch.manual_seed(r.seed)
-    pick = [np.sort(rng.choice(len(f), min(r.frames_per_clip, len(f)), replace=False)) for f in frames]
+    rng = np.random.default_rng(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    pick = [np.sort(rng.choice(len(f), min(recipe.frames_per_clip, len(f)), replace=False)) for f in frames]
     X = np.concatenate([f[p] for f, p in zip(frames, pick)])
     Y = [fc[i] for fc, p in zip(table.frame_captions, pick) for i in p]
     size = X.shape[1]
     enc = ViTConfig(
         image_size=size,
-        patch_size=r.patch,
-        hidden_size=r.width,
-        num_hidden_layers=r.encoder_layers,
-        num_attention_heads=r.heads,
-        intermediate_size=4 * r.width,
+        patch_size=recipe.patch,
+        hidden_size=recipe.width,
+        num_hidden_layers=recipe.encoder_layers,
+        num_attention_heads=recipe.heads,
+        intermediate_size=4 * recipe.width,
     )
     dec = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=64,
-        n_embd=r.width,
-        n_layer=r.decoder_layers,
-        n_head=r.heads,
+        n_embd=recipe.width,
+        n_layer=recipe.decoder_layers,
+        n_head=recipe.heads,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -197,30 +197,30 @@ def train_captioner(
     labels = _labels(tokenizer, Y)
 
     def batch():
-        i = rng.integers(0, len(X), r.batch_size)
+        i = rng.integers(0, len(X), recipe.batch_size)
         return {"pixel_values": _pixels(X[i]), "labels": labels[i]}
 
-    _fit(model, batch, r.steps, r.lr, r.weight_decay, log, "captioner")
+    _fit(model, batch, recipe.steps, recipe.lr, recipe.weight_decay, log, "captioner")
     return model.eval()
 
 # %% ../../nbs/world/captioning.ipynb #26adece3
 def train_summarizer(
-    inputs: Sequence[str], targets: Sequence[str], tokenizer, r: SummarizerRecipe = SummarizerRecipe(), log=print
+    inputs: Sequence[str], targets: Sequence[str], tokenizer, recipe: SummarizerRecipe = SummarizerRecipe(), log=print
 ):
     "A tiny BART (seq2seq with learned absolute positions) trained to map summarizer inputs to clip captions."
     from transformers import BartConfig, BartForConditionalGeneration
 
-    rng = np.random.default_rng(r.seed)
-    torch.manual_seed(r.seed)
+    rng = np.random.default_rng(recipe.seed)
+    torch.manual_seed(recipe.seed)
     cfg = BartConfig(
         vocab_size=len(tokenizer),
-        d_model=r.d_model,
-        encoder_layers=r.layers,
-        decoder_layers=r.layers,
-        encoder_attention_heads=r.heads,
-        decoder_attention_heads=r.heads,
-        encoder_ffn_dim=4 * r.d_model,
-        decoder_ffn_dim=4 * r.d_model,
+        d_model=recipe.d_model,
+        encoder_layers=recipe.layers,
+        decoder_layers=recipe.layers,
+        encoder_attention_heads=recipe.heads,
+        decoder_attention_heads=recipe.heads,
+        encoder_ffn_dim=4 * recipe.d_model,
+        decoder_ffn_dim=4 * recipe.d_model,
         max_position_embeddings=256,
         dropout=0.1,
         pad_token_id=tokenizer.pad_token_id,
@@ -235,11 +235,11 @@ def train_summarizer(
     labels = _labels(tokenizer, targets)
 
     def batch():
-        i = torch.from_numpy(rng.integers(0, len(labels), r.batch_size))
+        i = torch.from_numpy(rng.integers(0, len(labels), recipe.batch_size))
         n, m = int(x.attention_mask[i].sum(1).max()), int((labels[i] != -100).sum(1).max())  # trim the padding
         return {"input_ids": x.input_ids[i, :n], "attention_mask": x.attention_mask[i, :n], "labels": labels[i, :m]}
 
-    _fit(model, batch, r.steps, r.lr, r.weight_decay, log, "summarizer")
+    _fit(model, batch, recipe.steps, recipe.lr, recipe.weight_decay, log, "summarizer")
     return model.eval()
 
 # %% ../../nbs/world/captioning.ipynb #f8b3b80d
@@ -255,21 +255,21 @@ def summarizer_pairs(
     table: pd.DataFrame,
     frames: Sequence[np.ndarray],
     captioner: ImageCaptioner | None,
-    r: SummarizerRecipe = SummarizerRecipe(),
+    recipe: SummarizerRecipe = SummarizerRecipe(),
     fps: float = 8.0,
     fine_fps: float = 1.0,
 ) -> tuple[list[str], list[str]]:
     "(input, target) texts for the summarizer from clips with frame captions and, if given, a captioner's outputs."
-    rng = np.random.default_rng(r.seed)
+    rng = np.random.default_rng(recipe.seed)
     inputs, targets = [], []
     for fc, f, target, objects_json in zip(table.frame_captions, frames, table.caption_true, table.objects):
         n = len(fc)
         k = max(1, int(n / fps * fine_fps))
         edges = np.linspace(0, n, k + 1).astype(int)
-        for k in range(r.jitter_copies + r.swap_copies):
+        for k in range(recipe.jitter_copies + recipe.swap_copies):
             idx = [int(rng.integers(a, max(a + 1, b))) for a, b in zip(edges[:-1], edges[1:])]
             texts = [fc[n // 2], *[fc[i] for i in idx], target]
-            if k >= r.jitter_copies:
+            if k >= recipe.jitter_copies:
                 texts = swap_entities(texts, json.loads(objects_json), rng)
             inputs.append(summary_input(texts[0], texts[1:-1]))
             targets.append(texts[-1])
