@@ -24,6 +24,7 @@ from internvid_nb.data.videoio import (
 from .data.schema import write_parquet, write_internvid_jsonl
 from .world.sampleworld import load_world, make_world, verify_world, real_clips, sample_world_dir, DEFECTS
 from .pipeline.html import write_report
+from .pipeline.config import RunLayout
 
 # %% auto #0
 __all__ = ['strip_with_cuts', 'figure_html', 'WorldDamaged', 'run_demo', 'main']
@@ -258,7 +259,7 @@ def _curation_section(out: Path, w, summary: dict, log) -> dict:
         f"held-out summaries name digit/colour/motion right in "
         f"{ev['summary']['digit']:.2f}/{ev['summary']['color']:.2f}/{ev['summary']['motion']:.2f}"
     )
-    table = pd.read_parquet(out / "pipeline" / "curation" / "clips.parquet")
+    table = pd.read_parquet(RunLayout(out / "pipeline").clips)
     res = ev["captions"].head(6).assign(truth=w.clips[w.clips.split == "test"].caption_true.head(6).tolist())
     return {
         "title": "Curation: multi-scale captions, scores, subsets",
@@ -303,9 +304,9 @@ def _corpus_section(out: Path, w, summary: dict, log) -> dict:
         flt_threshold,
     )
 
-    cur = pd.read_parquet(out / "pipeline" / "curation" / "clips.parquet")
+    cur = pd.read_parquet(RunLayout(out / "pipeline").clips)
     cur = cur[cur.status == "ok"] if "status" in cur else cur
-    flt = cur[cur.clip_id.isin(pd.read_parquet(out / "pipeline" / "curation" / "subsets" / "flt.parquet").clip_id)]
+    flt = cur[cur.clip_id.isin(pd.read_parquet(RunLayout(out / "pipeline").subset("flt")).clip_id)]
     rows = [
         {"table": "sample world clips", **corpus_summary(w.clips)},
         {"table": "curated clips (chain)", **corpus_summary(cur)},

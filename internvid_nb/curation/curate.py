@@ -31,7 +31,7 @@ from ..data.shards import write_shards
 from ..data.core import renamed_args
 
 # %% auto #0
-__all__ = ['CURATE_SAMPLINGS', 'CurateConfig', 'CurationModels', 'build_models', 'curate_stage', 'curation_stages',
+__all__ = ['CURATE_SAMPLINGS', 'CurateConfig', 'CurationModels', 'build_models', 'curate_stage', 'curation_stages', 'subset_path',
            'run_curation', 'match_scenes']
 
 # %% ../../nbs/curation/curate.ipynb #a8423461
@@ -122,6 +122,11 @@ def curation_stages(config: CurateConfig = CurateConfig(), models: CurationModel
         else Stage(curate_stage, (config,), setup=build_models, name="caption+score", model=True)
     )
     return {"segment": Stage(segment_stage, (config.segment,), name="segment"), "caption_score": cap}
+
+# %% ../../nbs/curation/curate.ipynb #6756f031
+def subset_path(folder, subset: str) -> Path:
+    "Where a curation folder keeps subset `subset` (random, div, flt, aes): `folder/subsets/<subset>.parquet`."
+    return Path(folder) / "subsets" / f"{subset}.parquet"
 
 # %% ../../nbs/curation/curate.ipynb #3a7d956b
 @renamed_args(c="config")
@@ -220,7 +225,7 @@ def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
         else dict.fromkeys(("random", "div", "flt", "aes"), good)
     )  # no clip survived: empty subsets
     for k, v in subsets.items():
-        write_parquet(v, out / "subsets" / f"{k}.parquet")
+        write_parquet(v, subset_path(out, k))
     t0 = time.time()
     write_internvid_jsonl(good, out / "internvid.jsonl")
     errors: list[str] = []

@@ -12,7 +12,7 @@ from ..data.tables import InputError
 
 # %% auto #0
 __all__ = ['STAGES', 'EngineConfig', 'TrainStageConfig', 'EvaluateStageConfig', 'GenerateStageConfig', 'PipelineConfig',
-           'load_config']
+           'load_config', 'RunLayout']
 
 # %% ../../nbs/pipeline/config.ipynb #2e41ab32
 @dataclass
@@ -158,3 +158,53 @@ def load_config(path, overrides: dict | None = None) -> PipelineConfig:
     if not (overrides or {}).get("out"):
         c.out = rel(c.out)
     return c
+
+# %% ../../nbs/pipeline/config.ipynb #e3f566e8
+@dataclass(frozen=True)
+class RunLayout:
+    "The files of a pipeline run under folder `root`."
+
+    root: Path
+
+    @property
+    def curation(self) -> Path:
+        return Path(self.root) / "curation"
+
+    @property
+    def curation_summary(self) -> Path:
+        return self.curation / "summary.json"
+
+    @property
+    def clips(self) -> Path:
+        return self.curation / "clips.parquet"
+
+    def subset(self, name: str) -> Path:
+        from internvid_nb.curation.curate import subset_path
+
+        return subset_path(self.curation, name)
+
+    @property
+    def train_run(self) -> Path:
+        return Path(self.root) / "train" / "run"
+
+    @property
+    def trained_model(self) -> Path:
+        return Path(self.root) / "train" / "final"
+
+    @property
+    def evaluation(self) -> Path:
+        return Path(self.root) / "evaluate" / "results.json"
+
+    def generated(self, index: int, kind: str) -> Path:
+        return Path(self.root) / "generate" / f"{index:03d}.{kind}"
+
+    @property
+    def figures(self) -> Path:
+        return Path(self.root) / "figures"
+
+    def done(self, stage: str) -> Path:
+        return Path(self.root) / stage / "done.json"
+
+    @property
+    def summary(self) -> Path:
+        return Path(self.root) / "summary.json"

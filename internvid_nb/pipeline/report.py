@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..data.schema import read_parquet
+from .config import RunLayout
 
 # %% auto #0
 __all__ = ['PAPER_NUMBERS', 'compare_with_paper', 'pipeline_sections']
@@ -90,8 +91,8 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
         )
         figs = []
         flt = (
-            read_parquet(out / "curation" / "subsets" / "flt.parquet")
-            if (out / "curation" / "subsets" / "flt.parquet").exists()
+            read_parquet(RunLayout(out).subset("flt"))
+            if (RunLayout(out).subset("flt")).exists()
             else pd.DataFrame()
         )
         missing = []
@@ -99,7 +100,7 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
             name = f"preview_{i:03d}.gif"  # named by rank: clip ids may hold any character
             try:
                 write_gif(
-                    out / "figures" / name,
+                    RunLayout(out).figures / name,
                     read_frames(r.path, segments(16, "middle"), start=r.get("start"), end=r.get("end")),
                     8,
                 )

@@ -17,6 +17,7 @@ from .report import pipeline_sections
 from ..data.core import default_device
 from ..data.fingerprint import check_settings
 from ..data.core import renamed_args
+from .config import RunLayout
 
 # %% auto #0
 __all__ = ['train_stage', 'benchmark_function', 'evaluate_stage', 'generate_stage', 'run_pipeline']
@@ -36,7 +37,7 @@ def _stage_settings(c: PipelineConfig, name: str) -> dict:
 # %% ../../nbs/pipeline/run.ipynb #d9e047f7
 def _finished(out: Path, name: str, settings: dict | None = None):
     "A finished stage's result, if it was made with `settings` (any settings when None)."
-    f = out / name / "done.json"
+    f = RunLayout(out).done(name)
     if not f.exists():
         return None
     d = json.loads(f.read_text())
@@ -44,18 +45,18 @@ def _finished(out: Path, name: str, settings: dict | None = None):
 
 # %% ../../nbs/pipeline/run.ipynb #e2827e5a
 def _mark_done(out: Path, name: str, result, settings: dict) -> None:
-    with atomic_write(out / name / "done.json", "w") as f:
+    with atomic_write(RunLayout(out).done(name), "w") as f:
         json.dump({"settings": settings, "result": result}, f, indent=1, default=str)
 
 # %% ../../nbs/pipeline/run.ipynb #fbf8d0b8
 def train_stage(config: PipelineConfig, out: Path, log=print) -> dict:
-    "Fine-tune `c.train.init` on the curated subset `c.train.subset`; the model lands in out/train/final."
+    "Fine-tune `config.train.init` on the curated subset `config.train.subset`; the model lands in out/train/final."
     import torch
     from internvid_nb.models.viclip import ViCLIP
     from internvid_nb.training.viclip import ClipSet, TrainConfig, train
 
     t = config.train
-    sub = out / "curation" / "subsets" / f"{t.subset}.parquet"
+    sub = RunLayout(out).subset(t.subset)
     if not sub.exists():
         raise InputError(f"{sub}: no curated subset {t.subset!r} (run the curate stage first)")
     table = read_parquet(sub)
@@ -78,7 +79,7 @@ def train_stage(config: PipelineConfig, out: Path, log=print) -> dict:
         log_every=5,
         hflip=False,
     )
-    run = out / "train" / "run"
+    run = RunLayout(out).train_run
     settings = {
         "stage": _stage_settings(config, "train"),  # the settings and the clips the checkpoint belongs to
         "clips": hashlib.sha1(
@@ -92,7 +93,7 @@ def train_stage(config: PipelineConfig, out: Path, log=print) -> dict:
     with atomic_write(f, "w") as fh:
         json.dump(settings, fh, indent=1)
     hist = train(model, data, tc, run, log=log)
-    model.save_pretrained(out / "train" / "final")
+    model.save_pretrained(RunLayout(out).trained_model)
     return {"clips": len(data), "steps": t.steps, "batch_size": t.batch_size, "last": hist[-1] if hist else {}}
 
 # %% ../../nbs/pipeline/run.ipynb #5984d8ce
@@ -111,17 +112,17 @@ def evaluate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     from internvid_nb.evaluation.video_text import save_results
 
     e = config.evaluate
-    name = str(out / "train" / "final") if e.model == "trained" else e.model
+    name = str(RunLayout(out).trained_model) if e.model == "trained" else e.model
     from internvid_nb.models.scorers import video_text_model
 
     model = video_text_model(name, label="trained (pipeline)" if e.model == "trained" else e.model)
     res = benchmark_function(e.benchmark)(model, e)
-    save_results(res, out / "evaluate" / "results.json")
+    save_results(res, RunLayout(out).evaluation)
     return [asdict(r) for r in res]
 
 # %% ../../nbs/pipeline/run.ipynb #e9f92f72
 def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
-    """Videos of `c.generate.prompts` (mp4 + gif) and their CLIPSIM; the index is written last, so a killed run redoes
+    """Videos of `config.generate.prompts` (mp4 + gif) and their CLIPSIM; the index is written last, so a killed run redoes
     them all."""
     import torch
     from internvid_nb.models.t2v import TextToVideo
@@ -136,8 +137,8 @@ def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
         sim = (scorer.encode_video(list(videos)) * scorer.encode_text(list(g.prompts))).sum(-1).tolist()
     rows = []
     for i, (p, v, s) in enumerate(zip(g.prompts, videos, sim)):
-        write_mp4(out / "generate" / f"{i:03d}.mp4", v, g.fps)
-        write_gif(out / "generate" / f"{i:03d}.gif", v, g.fps)
+        write_mp4(RunLayout(out).generated(i, "mp4"), v, g.fps)
+        write_gif(RunLayout(out).generated(i, "gif"), v, g.fps)
         rows.append(
             {"prompt": p, "mp4": f"generate/{i:03d}.mp4", "gif": f"generate/{i:03d}.gif", "clipsim": round(float(s), 4)}
         )
@@ -146,7 +147,7 @@ def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
 # %% ../../nbs/pipeline/run.ipynb #153c46ac
 @renamed_args(c="config")
 def run_pipeline(config: PipelineConfig, progress: bool = True, log=print) -> dict:
-    "Run the configured stages into `c.out` (locked for the run); returns the summary also saved as summary.json."
+    "Run the configured stages into `config.out` (locked for the run); returns the summary also saved as summary.json."
     from internvid_nb.curation.curate import run_curation
 
     out = Path(config.out).absolute()
@@ -157,8 +158,8 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, log=print) -> di
         for name in STAGES:  # stages finished earlier and not run now still go in the report
             if name in config.stages:
                 continue
-            if name == "curate" and (out / "curation" / "summary.json").exists():
-                summary["curate"] = json.loads((out / "curation" / "summary.json").read_text())
+            if name == "curate" and RunLayout(out).curation_summary.exists():
+                summary["curate"] = json.loads(RunLayout(out).curation_summary.read_text())
             elif name != "curate" and (res := _finished(out, name)) is not None:
                 summary[name] = res
         try:
@@ -166,7 +167,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, log=print) -> di
                 t1 = time.time()
                 if name == "curate":
                     summary["curate"] = run_curation(
-                        read_videos(config.videos), out / "curation", config.curate, progress=progress, log=log, engine=engine
+                        read_videos(config.videos), RunLayout(out).curation, config.curate, progress=progress, log=log, engine=engine
                     )
                 elif (res := _finished(out, name, _stage_settings(config, name))) is not None:
                     summary[name] = res
@@ -192,6 +193,6 @@ def run_pipeline(config: PipelineConfig, progress: bool = True, log=print) -> di
             summary["report"] = str(
                 write_report(out, pipeline_sections(out, summary), title="internvid-nb pipeline report")
             )
-        with atomic_write(out / "summary.json", "w") as f:
+        with atomic_write(RunLayout(out).summary, "w") as f:
             json.dump(summary, f, indent=1, default=str)
     return summary
