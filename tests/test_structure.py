@@ -76,3 +76,11 @@ def test_readme_layout_table_is_the_notebooks():
     "README's layout table is what tools/readme_layout.py makes from the notebooks (paste it after a change)."
     from readme_layout import layout_table
     assert layout_table(ROOT / "nbs") in (ROOT / "README.md").read_text()
+
+
+def test_no_undefined_or_shadowed_names_in_the_package():
+    "pyflakes' checks through ruff: an undefined name (a renamed variable left in an f-string) fails here, not at run time."
+    ruff = Path(sys.executable).parent / "ruff"
+    r = subprocess.run([str(ruff), "check", "--select", "F821,F811", "--no-cache", "--output-format", "concise",
+                        "--exclude", "_modidx.py", str(ROOT / "internvid_nb")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -89,13 +89,11 @@ def train_t2v(
     max_seconds: float | None = None,
 ) -> list[dict]:
     """Train the pipeline's U-Net on (caption, uint8 video) pairs; resumes from `out/last.pt`. Returns the logged rows.
-    `max_steps` / `max_seconds` stop early (with a checkpoint); with `c.ema` the U-Net ends holding the averaged weights."""
-    from internvid_nb.training.loop import batch_indices, seed_from
-
+    `max_steps` / `max_seconds` stop early (with a checkpoint); with `config.ema` the U-Net ends holding the averaged weights."""
     if len(videos) != len(captions):
         raise ValueError(f"{len(videos)} videos but {len(captions)} captions")
     if len(videos) < config.batch_size:
-        raise ValueError(f"{len(videos)} clips are fewer than one batch of {c.batch_size}")
+        raise ValueError(f"{len(videos)} clips are fewer than one batch of {config.batch_size}")
     if config.snr_gamma and pipe.config.sigma_data:
         raise ValueError("snr_gamma and sigma_data both weight the loss: use one")
     unet, dev = pipe.unet, pipe.device

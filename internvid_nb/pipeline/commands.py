@@ -203,14 +203,14 @@ def cmd_select(args) -> int:
     if "status" in t:
         t = t[t.status == "ok"]
     if not len(t):
-        raise InputError(f"{a.table}: no clip with status ok")
+        raise InputError(f"{args.table}: no clip with status ok")
     if args.dedupe and "video_emb" in t:
         t = t.assign(dup_of=find_duplicates(np.stack(t.video_emb), list(t.clip_id), args.dup_threshold))
         t = t[t.dup_of == ""]
     need = {"flt": ["sim_score", "start", "end"], "aes": ["aes_score"], "div": ["video_id"], "random": []}[args.subset]
     miss = [c for c in need if c not in t]
     if miss:
-        raise InputError(f"{a.table}: subset {a.subset!r} needs column(s) {miss}")
+        raise InputError(f"{args.table}: subset {args.subset!r} needs column(s) {miss}")
     n = int(round(args.frac * len(t)))
     sub = {
         "flt": lambda: subset_flt(t, args.frac),
@@ -219,8 +219,8 @@ def cmd_select(args) -> int:
         "random": lambda: subset_random(t, n, args.seed),
     }[args.subset]()
     with run_lock(args.out):
-        write_parquet(sub.reset_index(drop=True), Path(args.out) / f"{a.subset}.parquet")
-    print(f"select {a.subset}: {len(sub)} of {len(t)} clips -> {Path(a.out) / f'{a.subset}.parquet'}")
+        write_parquet(sub.reset_index(drop=True), Path(args.out) / f"{args.subset}.parquet")
+    print(f"select {args.subset}: {len(sub)} of {len(t)} clips -> {Path(args.out) / f'{args.subset}.parquet'}")
     return EXIT_OK
 
 # %% ../../nbs/pipeline/commands.ipynb #b3e59ad5
@@ -271,7 +271,7 @@ def cmd_export(args) -> int:
     for e in errors:
         print_error(f"failed: {e}")
     print(
-        f"export: {len(written)} of {len(t)} clips -> internvid.jsonl and {len(shards)} shard(s) in {a.out}; "
+        f"export: {len(written)} of {len(t)} clips -> internvid.jsonl and {len(shards)} shard(s) in {args.out}; "
         f"{len(errors)} failed"
     )
     return EXIT_ITEMS_FAILED if errors else EXIT_OK

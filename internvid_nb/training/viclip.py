@@ -209,9 +209,9 @@ def train(
     data). Returns the history of logged rows."""
     rank, world = rank_and_world()
     if config.batch_size % (world * config.grad_accum):
-        raise ValueError(f"batch_size {c.batch_size} must divide by processes x grad_accum = {world * c.grad_accum}")
+        raise ValueError(f"batch_size {config.batch_size} must divide by processes x grad_accum = {world * config.grad_accum}")
     if len(data) < config.batch_size:
-        raise ValueError(f"{len(data)} clips are fewer than one batch of {c.batch_size}")
+        raise ValueError(f"{len(data)} clips are fewer than one batch of {config.batch_size}")
     device = model.device
     steps_per_epoch = len(data) // config.batch_size
     total = int(round((config.epochs + config.unmasked_epochs) * steps_per_epoch))
