@@ -10,7 +10,7 @@ from ..data.core import data_samples_dir
 from .checkpoint import refused_pickle
 
 # %% auto #0
-__all__ = ['ModelNotFound', 'model_kind', 'resolve_model', 'load_pretrained', 'embedded_models']
+__all__ = ['ModelNotFound', 'model_kind', 'embedded_model', 'resolve_model', 'load_pretrained', 'embedded_models']
 
 # %% ../../nbs/models/loader.ipynb #6aeee420
 class ModelNotFound(OSError):
@@ -22,14 +22,19 @@ def model_kind(name: str) -> tuple[str, str]:
     name = str(name)
     return ("clip", name[len("clip:"):]) if name.startswith("clip:") else ("viclip", name)
 
+# %% ../../nbs/models/loader.ipynb #7f8dc1eb
+def embedded_model(name) -> Path | None:
+    "The folder of the embedded default model `name` (data_samples/models/<name>), or None when there is none."
+    folder = data_samples_dir() / "models" / str(name)
+    return folder if str(name) and folder.is_dir() else None
+
 # %% ../../nbs/models/loader.ipynb #3565278f
 def resolve_model(name_or_path) -> str:
     "A local folder for an embedded default or a path; otherwise the id itself (for the Hugging Face cache)."
     p = Path(str(name_or_path)).expanduser()
     if p.is_dir():
         return str(p)
-    embedded = data_samples_dir() / "models" / str(name_or_path)
-    if embedded.is_dir():
+    if embedded := embedded_model(name_or_path):
         return str(embedded)
     if p.exists():
         raise ModelNotFound(f"{name_or_path}: is a file; pass the folder that holds config.json and the weights")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..data.core import atomic_folder, data_samples_dir
-from .loader import model_kind
+from .loader import embedded_model, model_kind
 
 # %% auto #0
 __all__ = ['T2V_CONFIGS', 'T2VConfig', 'patchify', 'unpatchify', 'TextEncoder', 'TextToVideo', 'load_modelscope', 'video_tensor']
@@ -288,8 +288,8 @@ class TextToVideo:
         from diffusers import UNet3DConditionModel
 
         p = Path(name_or_path)
-        if not (p / "t2v.json").exists():
-            p = data_samples_dir() / "models" / str(name_or_path)
+        if not (p / "t2v.json").exists() and embedded_model(name_or_path):
+            p = embedded_model(name_or_path)
         if not (p / "t2v.json").exists():
             raise FileNotFoundError(f"no text-to-video model at {name_or_path} (a folder with t2v.json and unet/)")
         d = json.loads((p / "t2v.json").read_text())

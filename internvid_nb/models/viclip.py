@@ -287,11 +287,11 @@ def _from_pretrained(
     **config_kw,
 ) -> ViCLIP:
     "Load ViCLIP from a released .pth, a safetensors file, a folder, or the name of an embedded default."
-    from internvid_nb.data.core import data_samples_dir
+    from internvid_nb.models.loader import embedded_model, embedded_models
 
     src = Path(source)
-    if not src.exists() and (data_samples_dir() / "models" / str(source)).exists():
-        src = data_samples_dir() / "models" / str(source)
+    if not src.exists() and embedded_model(source):
+        src = embedded_model(source)
     if src.is_dir():
         cfg_file = src / "config.json"
         if config is None and cfg_file.exists():
@@ -307,7 +307,7 @@ def _from_pretrained(
         weights = src
     else:
         raise CheckpointError(
-            f"{source}: no such file or folder, and not an embedded model (see {data_samples_dir() / 'models'})"
+            f"{source}: no such file or folder, and not an embedded model (those: {', '.join(embedded_models())})"
         )
     sd = load_state_dict_file(weights)
     if isinstance(config, str):
