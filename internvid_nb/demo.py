@@ -228,9 +228,8 @@ def _segment_section(out: Path, w, summary: dict, log) -> dict:
 
 # %% ../nbs/pipeline/demo.ipynb #19253f72
 def _curation_section(out: Path, w, summary: dict, log) -> dict:
-    from internvid_nb.curation.curate import CurateConfig, run_curation, build_models
+    from internvid_nb.curation.curate import build_models
     from internvid_nb.world.captioning import evaluate_captioning
-    from internvid_nb.curation.segment import SegmentConfig
     from internvid_nb.pipeline.config import load_config
     from internvid_nb.pipeline.run import run_pipeline
     from internvid_nb.data.core import data_samples_dir
@@ -362,7 +361,6 @@ def _corpus_section(out: Path, w, summary: dict, log) -> dict:
 
 # %% ../nbs/pipeline/demo.ipynb #baca71bf
 def _viclip_section(out: Path, w, summary: dict, log) -> dict:
-    import torch
     from internvid_nb.models.viclip import ViCLIP
     from internvid_nb.training.viclip import ClipSet, embed_set, recall_at_1
 

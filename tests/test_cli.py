@@ -135,7 +135,10 @@ def test_pipeline_on_a_local_ray_cluster_gives_the_same_outputs_as_the_local_run
     cfg = _config(tmp_path, world)
     local = _pipeline(cfg, tmp_path / "local", "--stages", "curate")
     assert local.returncode == 0, local.stderr[-3000:]
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}                            # `ray start` clusters use token auth (~/.ray/auth_token)
+    # `ray start` enabled token auth by default in Ray 2.5x (token in ~/.ray/auth_token) and disables it from 2.60:
+    # the client follows what the cluster did, as a user's would
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    env = {**os.environ, "RAY_AUTH_MODE": "token"} if token.exists() else dict(os.environ)
     r = _pipeline(cfg, tmp_path / "ray", "--stages", "curate", "--engine", "ray", "--ray-address", ray_cluster, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     summ = json.loads((tmp_path / "ray" / "curation" / "summary.json").read_text())

@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 from ..data.core import atomic_write
 from ..data.videoio import decode_rows
-import torch
 from ..scale.runner import run_stage, run_lock, remove_stale_temp, Stage
 from .segment import SegmentConfig, segment_stage
 from ..models.captioners import ImageCaptioner, Summarizer
 from .caption import CAPTION_SAMPLINGS, caption_frames, in_batch_order
-from ..models.scorers import ViCLIPScorer, CLIPFrameScorer, LaionAesthetic, TechnicalQuality
+from ..models.scorers import LaionAesthetic, TechnicalQuality
 from internvid_nb.curation.filter import (
     SCORE_SAMPLINGS,
     score_frames,

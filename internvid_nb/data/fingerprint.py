@@ -16,14 +16,15 @@ def plain(settings) -> dict:
     return json.loads(json.dumps(settings, default=str))
 
 # %% ../../nbs/data/fingerprint.ipynb #2a6e7736
-def settings_diff(have: dict, want: dict, free: Iterable[str] = (), only_known: bool = False) -> list[str]:
-    """'key: was -> now' for each setting that differs. Keys in `free` may change; with `only_known`, keys that
-    `have` does not record (results older than the setting) are not compared."""
+def settings_diff(have: dict, want: dict, free: Iterable[str] = (), only_known: bool | Iterable[str] = False) -> list[str]:
+    """'key: was -> now' for each setting that differs. Keys in `free` may change. Keys that `have` does not record
+    (results older than the setting) are not compared when `only_known` is True or names them."""
     free, keys = set(free), sorted(set(have) | set(want))
+    new_ok = (lambda k: True) if only_known is True else (lambda k: k in set(only_known or ()))
     return [
         f"{k}: {have.get(k)!r} -> {want.get(k)!r}"
         for k in keys
-        if k not in free and have.get(k) != want.get(k) and not (only_known and k not in have)
+        if k not in free and have.get(k) != want.get(k) and not (k not in have and new_ok(k))
     ]
 
 # %% ../../nbs/data/fingerprint.ipynb #23567141
@@ -40,7 +41,7 @@ def check_settings(
     want: dict,
     policy: str = "refuse",
     free: Iterable[str] = (),
-    only_known: bool = False,
+    only_known: bool | Iterable[str] = False,
     error: type[Exception] = SettingsChanged,
     hint: str = "use another output folder, or delete this one to start over",
 ) -> bool:

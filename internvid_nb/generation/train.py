@@ -4,17 +4,13 @@
 
 # %% ../../nbs/generation/train.ipynb #4f2dc05b
 from __future__ import annotations
-import json, math, time, warnings
+import math, warnings
 from dataclasses import dataclass, asdict
-from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from ..data.core import atomic_write
-from ..models.checkpoint import load_torch_file
 from ..models.t2v import T2VConfig, TextToVideo, patchify, video_tensor
-from ..data.fingerprint import check_settings
 from ..training.loop import TensorList, batch_indices, fit, seed_from
 from ..data.core import renamed_args
 
@@ -148,6 +144,13 @@ def train_t2v(
                 torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(config.ema, (1 + step) / (10 + step)))
         return {"loss": loss.item()}
 
+    def reclone_ema(saved: dict) -> None:
+        "A checkpoint saved without an EMA restarts the average from the resumed weights, not from step 0's."
+        if ema is not None and not len(saved.get("ema") or ()):
+            with torch.no_grad():
+                for e, p in zip(ema, params):
+                    e.copy_(p.detach())
+
     kept = {"unet": unet, "optimizer": opt} | ({"ema": TensorList(ema)} if ema is not None else {})
     history = fit(
         one_step,
@@ -159,6 +162,8 @@ def train_t2v(
         settings=asdict(config),
         free=("steps", "ckpt_every", "log_every"),
         only_known=True,
+        optional=["ema"],
+        on_resume=reclone_ema,
         log_every=config.log_every,
         ckpt_every=config.ckpt_every,
         items_per_step=config.batch_size,

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..data.core import atomic_folder, data_samples_dir
+from ..data.core import atomic_folder
 from .loader import embedded_model, model_kind
 
 # %% auto #0

@@ -49,6 +49,7 @@ def _mark_done(out: Path, name: str, result, settings: dict) -> None:
         json.dump({"settings": settings, "result": result}, f, indent=1, default=str)
 
 # %% ../../nbs/pipeline/run.ipynb #fbf8d0b8
+@renamed_args(c="config")
 def train_stage(config: PipelineConfig, out: Path, log=print) -> dict:
     "Fine-tune `config.train.init` on the curated subset `config.train.subset`; the model lands in out/train/final."
     import torch
@@ -106,6 +107,7 @@ def benchmark_function(spec: str) -> Callable:
         raise InputError(f"evaluate benchmark {spec!r}: not a 'module:function' that can be imported ({e})") from None
 
 # %% ../../nbs/pipeline/run.ipynb #0cca94b1
+@renamed_args(c="config")
 def evaluate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     """The config's benchmark (by default zero-shot and retrieval on the sample world's held-out split); rows of
     EvalResult dicts, saved to out/evaluate/results.json."""
@@ -121,6 +123,7 @@ def evaluate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     return [asdict(r) for r in res]
 
 # %% ../../nbs/pipeline/run.ipynb #e9f92f72
+@renamed_args(c="config")
 def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     """Videos of `config.generate.prompts` (mp4 + gif) and their CLIPSIM; the index is written last, so a killed run redoes
     them all."""

@@ -79,7 +79,9 @@ def fit(
     states: dict | None = None,
     settings: dict | None = None,
     free: Iterable[str] = (),
-    only_known: bool = False,
+    only_known: bool | Iterable[str] = False,
+    optional: Iterable[str] = (),
+    on_resume: Callable[[dict], None] | None = None,
     error: type[Exception] = SettingsChanged,
     log_every: int = 1,
     ckpt_every: int = 100,
@@ -93,7 +95,8 @@ def fit(
 ) -> list[dict]:
     """Run `step(i)` for i up to `total_steps` (or `max_steps`, or `max_seconds`), setting the learning rate from
     `lr_at(i)`; resume from and checkpoint to `run/last.pt` (`states`: objects with state_dicts, `settings`: what
-    the weights depend on, keys in `free` may change). Returns the logged rows: step, lr, the step's measures."""
+    the weights depend on, keys in `free` may change; states named in `optional` may be absent or empty, as a
+    disabled loss scaler's). Returns the logged rows: step, lr, the step's measures."""
     rank, world = rank_and_world()
     states = states or {}
     step_no, history = 0, []
@@ -103,9 +106,13 @@ def fit(
         check_settings(ckpt, json.loads(saved.get("train_config", "{}")), settings or {}, free=free,
                        only_known=only_known, error=error, hint="train into another folder, or delete it to start over")
         for name, obj in states.items():
-            if isinstance(saved.get(name), (dict, list)) and len(saved[name]):
+            if name not in saved and name not in optional:
+                raise error(f"{ckpt} holds no {name!r}: not a checkpoint of this training")
+            if name in saved and (len(saved[name]) or name not in optional):
                 obj.load_state_dict(saved[name])
         step_no, history = saved["step"], json.loads(saved["history"])
+        if on_resume:
+            on_resume(saved)
         if rank == 0:
             log(f"resumed from {ckpt} at step {step_no}")
     end = total_steps if max_steps is None else min(total_steps, max_steps)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/training/viclip.ipynb #feb7dc61
 from __future__ import annotations
-import argparse, contextlib, json, math, os, sys, time
+import argparse, contextlib, json, math, os, sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,11 +16,10 @@ import torch.nn.functional as F
 from ..data.core import number_arg
 from ..data.videoio import read_frames
 from ..models.viclip import ViCLIP
-from ..models.checkpoint import CheckpointError, load_torch_file
+from ..models.checkpoint import CheckpointError
 from ..data.transforms import preprocess, train_augment
 from .loop import batch_indices, fit, rank_and_world, seed_from
 from ..data.core import default_device
-from ..data.fingerprint import check_settings, plain
 from ..data.core import renamed_args
 
 # %% auto #0
@@ -127,6 +126,7 @@ class TrainConfig:
     log_every: int = 10
 
 # %% ../../nbs/training/viclip.ipynb #dc4765d5
+@renamed_args(c="config")
 def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     "Learning rate of optimizer step `step`: warm-up, cosine, then the unmasked phase's constant rate."
     main = int(round(config.epochs * steps_per_epoch))
@@ -139,6 +139,7 @@ def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * prog))
 
 # %% ../../nbs/training/viclip.ipynb #d1d3feb0
+@renamed_args(c="config")
 def make_optimizer(model: ViCLIP, config: TrainConfig) -> torch.optim.Optimizer:
     "AdamW with weight decay on matrices only (not on norms, biases, embeddings' 1-D params or temp)."
     for p in model.text_encoder.parameters():
@@ -263,6 +264,8 @@ def train(
         states={"model": model, "optimizer": opt, "scaler": scaler},
         settings={**asdict(config), "training clips": data_key},
         free=_RESUME_FREE,
+        only_known=["training clips"],  # checkpoints older than the digest of the clips have none
+        optional=["scaler"],
         error=CheckpointError,
         log_every=config.log_every,
         ckpt_every=config.ckpt_every,
@@ -271,7 +274,7 @@ def train(
         callback=callback,
         log=log,
         max_steps=max_steps,
-        extra=lambda: {"model_config": json.dumps(model.config.to_dict()), "data": data_key},
+        extra=lambda: {"model_config": json.dumps(model.config.to_dict())},
     )
 
 # %% ../../nbs/training/viclip.ipynb #291ddfb6

@@ -4,14 +4,14 @@
 
 # %% ../../nbs/world/captioning.ipynb #ad75cf56
 from __future__ import annotations
-import json, re, tempfile, time
+import json, re, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from ..data.core import atomic_folder, data_samples_dir
+from ..data.core import atomic_folder, data_samples_dir, renamed_args
 from ..data.videoio import at_fps
 from .render import MOTIONS, COLORS
 from ..models.captioners import ImageCaptioner, Summarizer, summary_input
@@ -157,6 +157,7 @@ def world_caption_data(n_clips: int, seed: int = 0) -> tuple[pd.DataFrame, list[
     return sample_world_train_set(n_clips, seed)
 
 # %% ../../nbs/world/captioning.ipynb #a6ced180
+@renamed_args(r="recipe")
 def train_captioner(
     table: pd.DataFrame, frames: Sequence[np.ndarray], tokenizer, recipe: CaptionerRecipe = CaptionerRecipe(), log=print
 ):
@@ -204,6 +205,7 @@ def train_captioner(
     return model.eval()
 
 # %% ../../nbs/world/captioning.ipynb #26adece3
+@renamed_args(r="recipe")
 def train_summarizer(
     inputs: Sequence[str], targets: Sequence[str], tokenizer, recipe: SummarizerRecipe = SummarizerRecipe(), log=print
 ):
@@ -251,6 +253,7 @@ def swap_entities(texts: Sequence[str], objects: Sequence[dict], rng: np.random.
     return [pat.sub(lambda m: swap[m.group(0)], t) for t in texts]
 
 # %% ../../nbs/world/captioning.ipynb #9b646e70
+@renamed_args(r="recipe")
 def summarizer_pairs(
     table: pd.DataFrame,
     frames: Sequence[np.ndarray],
@@ -288,7 +291,6 @@ def summarizer_pairs(
 # %% ../../nbs/world/captioning.ipynb #3d2f1707
 def save_hf(model, tokenizer, out, image_size: int | None = None, card: dict | None = None) -> Path:
     "Save model, tokenizer (and the image processor for captioners) to folder `out`, replacing it atomically."
-    import shutil
 
     out = Path(out)
     with atomic_folder(out) as tmp:

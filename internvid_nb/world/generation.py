@@ -188,7 +188,7 @@ def world_generation_report(
     rows."""
     from internvid_nb.world.comparisons import world_eval_clips, world_tasks
     from internvid_nb.evaluation.video_text import zero_shot, class_embeddings
-    from internvid_nb.data.videoio import read_frames, segments
+    from internvid_nb.data.videoio import read_frames
 
     metrics = metrics or GenerationMetrics(DigitFeatures())
     clips = world_eval_clips(n_test, folder)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/world/sampleworld.ipynb #9dbdb9ef
 from __future__ import annotations
-import argparse, hashlib, json, shutil, sys, tempfile
+import argparse, hashlib, json, sys, tempfile
 from dataclasses import dataclass, asdict
 from importlib import metadata
 from pathlib import Path

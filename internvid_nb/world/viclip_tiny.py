@@ -26,7 +26,6 @@ def sample_world_train_set(
     defects."""
     from internvid_nb.world.render import WorldConfig
     from internvid_nb.world.sampleworld import generate_world
-    import decord, io
 
     clips, frames, *_ = generate_world(
         WorldConfig(
