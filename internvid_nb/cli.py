@@ -88,6 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=number_arg(float, 0, low_open=True), default=27.0, help="content threshold (default 27)"
     )
     p.add_argument("--min-scene-len", type=POSITIVE, default=15, help="shortest scene in frames (default 15)")
+    p.add_argument(
+        "--detector", choices=["content", "transnet"], default="content",
+        help="shot detector: PySceneDetect's content detector, or the learned TransNetV2 (default content)",
+    )
+    p.add_argument("--adaptive", action="store_true", help="PySceneDetect's AdaptiveDetector instead of ContentDetector")
+    seconds = number_arg(float, 0, low_open=True)
+    p.add_argument("--min-len", type=seconds, default=1.0, help="clips shorter than this are dropped (s, default 1)")
+    p.add_argument("--max-len", type=seconds, default=60.0, help="longer shots are split into pieces (s, default 60)")
+    p.add_argument(
+        "--still-below", type=number_arg(float, 0), default=1.0, help="change score under this: still, dropped (default 1)"
+    )
+    p.add_argument(
+        "--extreme-above", type=number_arg(float, 0), default=60.0, help="motion score over this: dropped (default 60)"
+    )
+    p.add_argument("--width", type=POSITIVE, default=256, help="detection width in pixels (default 256, as PySceneDetect)")
+    p.add_argument("--threads", type=COUNT, default=1, help="decoder threads per video (0: FFmpeg's choice; default 1)")
     _engine_args(p)
     p.set_defaults(fn=cmd_segment)
     p = sub.add_parser(
@@ -108,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="caption summarizer: embedded name, local folder or HF id (default summarizer-tiny)",
     )
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
+    p.add_argument(
+        "--all-clips", action="store_true", help="caption every row, also those segmentation dropped or failed on"
+    )
     _engine_args(p)
     p.set_defaults(fn=cmd_caption)
     p = sub.add_parser(
@@ -117,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("clips", help="clips table with clip_id, path and a caption column")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--caption-col", default="caption", help="the caption column to score against (default caption)")
+    p.add_argument(
+        "--caption-col", default=None, help="the caption column to score against (default: caption, else caption_summary)"
+    )
     p.add_argument(
         "--scorer",
         default="viclip-tiny",
@@ -166,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("table", help="clips table with clip_id, video_id, path, start, end (seconds) and a caption column")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--caption-col", default="caption", help="caption column (default caption)")
+    p.add_argument("--caption-col", default=None, help="caption column (default: caption, else caption_summary)")
     p.add_argument("--shard-size", type=POSITIVE, default=1000, help="clips per shard (default 1000)")
     p.set_defaults(fn=cmd_export)
     p = sub.add_parser(

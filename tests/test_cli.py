@@ -146,7 +146,7 @@ def test_pipeline_on_a_local_ray_cluster_gives_the_same_outputs_as_the_local_run
     a, b = (read_parquet(tmp_path / d / "curation" / "clips.parquet") for d in ("local", "ray"))
     assert len(a) > 8 and a.clip_id.tolist() == b.clip_id.tolist()
     for col in ("video_id", "start", "end", "caption_coarse", "caption_summary", "status", "dup_of"): assert a[col].tolist() == b[col].tolist(), col
-    for col in ("sim_score", "aes_score", "motion_score"): np.testing.assert_allclose(a[col], b[col], atol=1e-5, err_msg=col)
+    for col in ("sim_score", "aes_score", "sampled_motion"): np.testing.assert_allclose(a[col], b[col], atol=1e-5, err_msg=col)
     np.testing.assert_allclose(np.stack(a.video_emb), np.stack(b.video_emb), atol=1e-5)
     for s in ("flt", "aes", "div", "random"):
         assert (read_parquet(tmp_path / "local" / "curation" / "subsets" / f"{s}.parquet").clip_id.tolist()

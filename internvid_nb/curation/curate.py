@@ -176,7 +176,7 @@ def _run_curation(videos, out, c, models, progress, log, engine) -> dict:
     bad_videos = segs[segs.status != "ok"]
     clips = segs[(segs.status == "ok") & (segs.get("segment", pd.Series("ok", index=segs.index)) == "ok")]
     clips = _with_columns(
-        clips.drop(columns=["status", "error", "motion_score"], errors="ignore").reset_index(drop=True),
+        clips.drop(columns=["status", "error"], errors="ignore").reset_index(drop=True),
         ["clip_id", "video_id", "path", "start", "end"],
     )  # no video segmented: no clip columns at all
     log(

@@ -48,7 +48,7 @@ def score_frames(
                 "sim_model": model.name,
                 "aes_score": aes,
                 "aes_model": aesthetic.name,
-                "motion_score": float(np.abs(np.diff(m.astype(np.int16), axis=0)).mean()),
+                "sampled_motion": float(np.abs(np.diff(m.astype(np.int16), axis=0)).mean()),
                 "caption_words": len(text.split()),
                 "video_emb": vi.tolist(),
                 "status": "ok",

@@ -6,15 +6,16 @@
 from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 import numpy as np
 import pandas as pd
-from ..data.videoio import open_video, read_range, VideoError
+from ..data.videoio import frame_times, iter_frames, open_video, stream_rate, VideoError
 from ..data.core import map_items
 from ..data.core import renamed_args
 
 # %% auto #0
-__all__ = ['content_scores', 'detect_cuts', 'motion_score', 'change_score', 'SegmentConfig', 'segment_video', 'segment_stage',
-           'cut_scores']
+__all__ = ['content_scores', 'ContentCuts', 'detect_cuts', 'motion_score', 'change_score', 'SegmentConfig', 'ShotDetector',
+           'shot_detector', 'segment_video', 'segment_stage', 'cut_scores']
 
 # %% ../../nbs/curation/segment.ipynb #aa9ed85f
 def content_scores(frames: np.ndarray) -> np.ndarray:
@@ -33,6 +34,50 @@ def content_scores(frames: np.ndarray) -> np.ndarray:
     return out
 
 # %% ../../nbs/curation/segment.ipynb #d87ff957
+class ContentCuts:
+    """PySceneDetect's ContentDetector (or AdaptiveDetector) fed chunk by chunk: `feed` returns the shot starts that
+    are certain so far, `finish` the rest."""
+
+    def __init__(
+        self, fps: float, threshold: float = 27.0, min_scene_len: int = 15, adaptive: bool = False, fast: bool = True
+    ):
+        try:
+            from scenedetect import ContentDetector, AdaptiveDetector, FrameTimecode
+        except ImportError:
+            raise ModuleNotFoundError("shot detection needs PySceneDetect: pip install scenedetect") from None
+        self.timecode, self.fps, self.fast = FrameTimecode, float(fps), fast and not adaptive
+        self.det = (
+            AdaptiveDetector(min_scene_len=min_scene_len)
+            if adaptive
+            else ContentDetector(threshold=threshold, min_scene_len=min_scene_len)
+        )
+        self.delay = 2 * min_scene_len + 8  # the flash filter and the adaptive window report a cut this late at most
+        self.n, self.last, self.scores = 0, None, {}
+        if self.fast:  # PySceneDetect asks for each frame's score; ours are computed per chunk
+            self.det._calculate_frame_score = lambda tc, img: self.scores.pop(getattr(tc, "frame_num", tc))
+
+    def feed(self, frames: np.ndarray) -> list[int]:
+        "The next uint8 RGB frames [t, H, W, 3] of the video; the shot starts (frame indices) found so far."
+        if not len(frames):
+            return []
+        if self.fast:
+            s = content_scores(frames if self.last is None else np.concatenate([self.last[None], frames]))
+            self.scores.update(zip(range(self.n, self.n + len(frames)), s[len(s) - len(frames) :].tolist()))
+            self.last = frames[-1].copy()
+        cuts = []
+        for k, f in enumerate(frames):
+            img = None if self.fast else np.ascontiguousarray(f[..., ::-1])  # PySceneDetect wants BGR
+            cuts += self.det.process_frame(self.timecode(self.n + k, fps=self.fps), img)
+        self.n += len(frames)
+        return [c.frame_num for c in cuts if c.frame_num > 0]
+
+    def finish(self) -> list[int]:
+        "The shot starts reported after the last frame."
+        if not self.n:
+            return []
+        return [c.frame_num for c in self.det.post_process(self.timecode(self.n - 1, fps=self.fps)) if 0 < c.frame_num < self.n]
+
+# %% ../../nbs/curation/segment.ipynb #72459747
 def detect_cuts(
     frames: np.ndarray,
     fps: float,
@@ -41,27 +86,9 @@ def detect_cuts(
     adaptive: bool = False,
     fast: bool = True,
 ) -> list[int]:
-    "Frame indices where a new shot starts, by PySceneDetect on uint8 RGB frames [T, H, W, 3]."
-    try:
-        from scenedetect import ContentDetector, AdaptiveDetector, FrameTimecode
-    except ImportError:
-        raise ModuleNotFoundError("shot detection needs PySceneDetect: pip install scenedetect") from None
-    det = (
-        AdaptiveDetector(min_scene_len=min_scene_len)
-        if adaptive
-        else ContentDetector(threshold=threshold, min_scene_len=min_scene_len)
-    )
-    if fast and not adaptive and len(frames):
-        # the frame scores for all frames at once; PySceneDetect's own detector still applies threshold and flash filter
-        scores = content_scores(frames)
-        det._calculate_frame_score = lambda tc, frame_img: float(scores[getattr(tc, "frame_num", tc)])
-    cuts = []
-    for i, f in enumerate(frames):
-        img = None if (fast and not adaptive) else np.ascontiguousarray(f[..., ::-1])  # PySceneDetect wants BGR
-        cuts += det.process_frame(FrameTimecode(i, fps=fps), img)
-    if len(frames):
-        cuts += det.post_process(FrameTimecode(len(frames) - 1, fps=fps))
-    return sorted({c.frame_num for c in cuts if 0 < c.frame_num < len(frames)})
+    "Frame indices where a new shot starts, by PySceneDetect on uint8 RGB frames [T, H, W, 3] held in memory."
+    det = ContentCuts(fps, threshold, min_scene_len, adaptive, fast)
+    return sorted(set(det.feed(frames) + det.finish()))
 
 # %% ../../nbs/curation/segment.ipynb #22080950
 def motion_score(frames: np.ndarray) -> float:
@@ -92,63 +119,110 @@ class SegmentConfig:
     max_len: float = 60.0  # longer clips are split into pieces of at most this length
     still_below: float = 1.0  # change score under this: a still clip, dropped (slow motion keeps a low motion score)
     extreme_above: float = 60.0  # motion score over this: extreme motion, dropped
-    width: int = 160  # decode width for detection (videos at least twice as wide are downscaled)
+    width: int = 256  # detection width: wider videos are downscaled while decoding (PySceneDetect works at 256)
+    chunk: int = 128  # frames decoded at a time
+    threads: int = 1  # decoder threads (0: FFmpeg's choice)
+    detector: str = "content"  # content: PySceneDetect (adaptive picks its AdaptiveDetector); transnet: TransNetV2
 
 # %% ../../nbs/curation/segment.ipynb #cedfa140
-def _stream_shape(path) -> tuple[int, int, float]:
-    "Height, width and frame rate from the container header (no decoding); decord's error when that fails."
+def _stream_shape(path) -> tuple[int, int]:
+    "Height and width from the container header (no decoding); decord's error when that fails."
     import av
 
     try:
         with av.open(str(path)) as f:
             v = f.streams.video[0]
-            h, w, fps = v.codec_context.height, v.codec_context.width, float(v.average_rate or v.guessed_rate or 0)
-        if h and w and fps > 0:
-            return h, w, fps
+            h, w = v.codec_context.height, v.codec_context.width
+        if h and w:
+            return h, w
     except (av.FFmpegError, IndexError, OSError):
         pass
-    vr = open_video(path)  # raises VideoError naming the cause
-    h, w = vr[0].shape[:2]
-    return h, w, float(vr.get_avg_fps())
+    return open_video(path)[0].shape[:2]  # raises VideoError naming the cause
 
 # %% ../../nbs/curation/segment.ipynb #a575a962
+class ShotDetector(Protocol):
+    "What segmentation needs of a shot detector: frames in chunk by chunk, shot starts out."
+
+    delay: int  # frames: a cut is never reported more than this many frames after the frames that show it
+
+    def feed(self, frames: np.ndarray) -> list[int]: ...
+
+    def finish(self) -> list[int]: ...
+
+# %% ../../nbs/curation/segment.ipynb #dcb01f4f
+def shot_detector(config: SegmentConfig, fps: float) -> ShotDetector:
+    "The detector `config.detector` names: PySceneDetect's content detector, or TransNetV2 (`curation.transnet`)."
+    if config.detector == "transnet":
+        from internvid_nb.curation.transnet import TransNetV2Detector
+
+        return TransNetV2Detector()
+    if config.detector != "content":
+        raise ValueError(f"unknown shot detector {config.detector!r}: content or transnet")
+    return ContentCuts(fps, config.threshold, config.min_scene_len, config.adaptive)
+
+# %% ../../nbs/curation/segment.ipynb #150a591d
+def _clip_row(vid: str, path, n: int, s: int, e: int, held: list[np.ndarray], first: int, times, config) -> dict:
+    "One clip [s, e) of the frames held from index `first` on: its times, scores and whether it is kept."
+    fr = np.stack(held[s - first : e - first])
+    m, ch = motion_score(fr), change_score(fr)
+    start, end = float(times[s]), float(times[e])
+    keep = (
+        "too_short"
+        if end - start < config.min_len - 1e-9
+        else "still"
+        if ch < config.still_below
+        else "extreme_motion"
+        if m > config.extreme_above
+        else "ok"
+    )
+    return dict(
+        clip_id=f"{vid}_{n:04d}", video_id=vid, path=str(path), start=start, end=end, start_frame=s, end_frame=e,
+        motion_score=m, change_score=ch, segment=keep,
+    )
+
+# %% ../../nbs/curation/segment.ipynb #3f236c33
 @renamed_args(c="config")
-def segment_video(path, video_id: str | None = None, config: SegmentConfig = SegmentConfig()) -> pd.DataFrame:
-    "Clips of one video: one decode (downscaled), shot cuts, length bounds and motion filter. One row per kept clip."
-    h, w, fps = _stream_shape(path)
-    # resizing inside the decoder costs more than it saves unless it at least halves the width
-    size = (max(2, round(h * config.width / w / 2) * 2), config.width) if w >= 2 * config.width else None
-    frames = read_range(path, None, None, size=size)
-    bounds = [0, *detect_cuts(frames, fps, config.threshold, config.min_scene_len, config.adaptive), len(frames)]
-    vid, rows = video_id or Path(path).stem, []
-    step = max(1, int(config.max_len * fps))
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        for s in range(a, b, step):
-            e = min(b, s + step)
-            m, ch = motion_score(frames[s:e]), change_score(frames[s:e])
-            keep = (
-                "too_short"
-                if (e - s) / fps < config.min_len
-                else "still"
-                if ch < config.still_below
-                else "extreme_motion"
-                if m > config.extreme_above
-                else "ok"
-            )
-            rows.append(
-                dict(
-                    clip_id=f"{vid}_{len(rows):04d}",
-                    video_id=vid,
-                    path=str(path),
-                    start=s / fps,
-                    end=e / fps,
-                    start_frame=s,
-                    end_frame=e,
-                    motion_score=m,
-                    change_score=ch,
-                    segment=keep,
-                )
-            )
+def segment_video(
+    path, video_id: str | None = None, config: SegmentConfig = SegmentConfig(), detector: ShotDetector | None = None
+) -> pd.DataFrame:
+    """Clips of one video, streamed: shot cuts (PySceneDetect's content detector unless `detector` is given), length
+    bounds (pieces of at most `max_len` s) and the motion filter. One row per clip; `segment` says why one is dropped."""
+    h, w = _stream_shape(path)
+    size = (max(2, round(h * config.width / w / 2) * 2), config.width) if w > config.width else None
+    vr = open_video(path)
+    times, n = frame_times(vr), len(vr)
+    del vr
+    det = detector or shot_detector(config, float(stream_rate(path)))
+    vid, rows, held, first, cuts, seen = video_id or Path(path).stem, [], [], 0, [], 0
+
+    def piece_end(s: int) -> int:  # a piece lasts at most max_len seconds
+        return max(s + 1, int(np.searchsorted(times[:-1], times[s] + config.max_len - 1e-6, "left")))
+
+    def emit(upto: int, final: bool) -> None:
+        nonlocal held, first
+        while True:
+            stop = cuts[0] if cuts else (seen if final else None)
+            e = piece_end(first)
+            if stop is not None and stop <= e:
+                e = stop
+                if cuts:
+                    cuts.pop(0)
+            elif e > upto:
+                return
+            if e <= first:
+                return
+            rows.append(_clip_row(vid, path, len(rows), first, e, held, first, times, config))
+            held, first = held[e - first :], e
+
+    for frames in iter_frames(path, size, config.chunk, config.threads):
+        held += list(frames)
+        seen += len(frames)
+        cuts = sorted(set(cuts + [c for c in det.feed(frames) if c > first]))
+        emit(seen - det.delay, final=False)
+    cuts = sorted(set(cuts + [c for c in det.finish() if c > first]))
+    emit(seen, final=True)
+    if seen != n:
+        raise VideoError(path, f"decoding gave {seen} of the {n} frames the stream indexes")
     return pd.DataFrame(rows)
 
 # %% ../../nbs/curation/segment.ipynb #016e20cc

@@ -69,7 +69,12 @@ SCORE_COLUMNS = _cols(
     ("sim_model", "string", "Model that made `sim_score` (UMT, CLIP, viclip-tiny, ...)."),
     ("aes_score", "float64", "Aesthetic score (LAION predictor scale, about 1-10)."),
     ("aes_model", "string", "Model that made `aes_score`."),
-    ("motion_score", "float64", "Mean absolute frame difference, 0-255."),
+    ("motion_score", "float64", "Segmentation: mean absolute difference of consecutive frames, 0-255 (the speed)."),
+    ("change_score", "float64", "Segmentation: largest mean absolute difference from the clip's first frame, 0-255."),
+    ("segment", "string", "Segmentation's verdict: ok, too_short, still or extreme_motion."),
+    ("start_frame", "Int64", "First frame of the clip in the file (presentation order)."),
+    ("end_frame", "Int64", "One past the clip's last frame."),
+    ("sampled_motion", "float64", "Score stage: mean absolute difference of the frames the video-text model sees."),
     ("caption_words", "Int64", "Number of words of the caption."),
     ("dup_of", "string", "Id of the clip this one duplicates (empty if none)."),
 )
@@ -251,7 +256,7 @@ class JsonlError(ValueError):
 SIM_FIELDS = {"UMT_Score": "UMT", "UMT-SIM": "UMT", "UMT_SIM": "UMT", "CLIP_Score": "CLIP"}
 
 # %% ../../nbs/data/schema.ipynb #8a912076
-_KNOWN = {"YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score", *SIM_FIELDS}
+_KNOWN = {"YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score", "internvid_nb", *SIM_FIELDS}
 
 # %% ../../nbs/data/schema.ipynb #4ad3888f
 def _score(rec: dict, key: str) -> float:
@@ -300,6 +305,10 @@ def internvid_record_to_row(rec: dict) -> dict:
             row[f"{m.lower()}_score"] = _score(rec, k)
     if "Aesthetic_Score" in rec:
         row["aes_score"], row["aes_model"] = _score(rec, "Aesthetic_Score"), "LAION-aesthetic"
+    ours = rec.get("internvid_nb", {})
+    if not isinstance(ours, dict):
+        raise ValueError(f"internvid_nb is not an object: {ours!r}")
+    row.update(ours)  # our own columns, written by `row_to_internvid_record`
     extra = {k: v for k, v in rec.items() if k not in _KNOWN}
     if extra:
         row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True)
@@ -333,9 +342,31 @@ def read_internvid_jsonl(path, strict: bool = False) -> tuple[pd.DataFrame, list
 def _num(v) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v)) and v is not pd.NA
 
+# %% ../../nbs/data/schema.ipynb #3f7eb731
+def _present(v) -> bool:
+    "A value worth writing: not None, NaN or NA (lists and arrays always are)."
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return True
+    return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
+
+# %% ../../nbs/data/schema.ipynb #cb2e3ab0
+def _plain(v):
+    "A JSON-ready value: numpy scalars and arrays as Python numbers and lists."
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
 # %% ../../nbs/data/schema.ipynb #0d2817bb
+_RELEASE_COLUMNS = {"video_id", "start", "end", "caption", "sim_score", "clip_score", "aes_score", "extra", "video_emb"}
+
+# %% ../../nbs/data/schema.ipynb #a265470b
 def row_to_internvid_record(row: dict) -> dict:
-    "A clips-table row as an InternVid annotation dict (scores named as in the releases)."
+    """A clips-table row as an InternVid annotation dict: the release's field names (`UMT_Score` for the video-text
+    similarity whatever model made it, `Aesthetic_Score`), and every other column in our field `internvid_nb`."""
     rec = {
         "YoutubeID": row["video_id"],
         "Start_timestamp": format_timestamp(row["start"]),
@@ -343,12 +374,20 @@ def row_to_internvid_record(row: dict) -> dict:
         "Caption": as_text(row.get("caption")),
     }
     if _num(row.get("sim_score")):
-        model = row.get("sim_model") or "UMT"
-        rec[{"UMT": "UMT_Score", "CLIP": "CLIP_Score"}.get(model, f"{model}_Score")] = float(row["sim_score"])
+        rec["CLIP_Score" if row.get("sim_model") == "CLIP" else "UMT_Score"] = float(row["sim_score"])
     if _num(row.get("clip_score")):
         rec["CLIP_Score"] = float(row["clip_score"])
     if _num(row.get("aes_score")):
         rec["Aesthetic_Score"] = float(row["aes_score"])
+    derived = {"clip_id": f"{row['video_id']}_{rec['Start_timestamp']}_{rec['End_timestamp']}", "sim_model": "UMT"}
+    derived["aes_model"] = "LAION-aesthetic" if "Aesthetic_Score" in rec else None
+    ours = {
+        k: _plain(v)
+        for k, v in row.items()
+        if k not in _RELEASE_COLUMNS and _present(v) and not (k in derived and derived[k] == v)
+    }
+    if ours:
+        rec["internvid_nb"] = ours
     if isinstance(row.get("extra"), str) and row["extra"]:
         rec.update(json.loads(row["extra"]))
     return rec

@@ -10,21 +10,23 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 from .core import atomic_write, as_text
-from .videoio import read_range, mp4_bytes, open_video, VideoError
+from .videoio import frame_range, frame_times, open_video, VideoError
+from .clipio import clip_mp4, remux_mp4
 
 # %% auto #0
 __all__ = ['write_shards', 'ShardError', 'read_shards', 'sample_frames']
 
 # %% ../../nbs/data/shards.ipynb #980579c7
-def _clip_bytes(row: dict, fps: float | None = None) -> bytes:
-    "The clip's frames [start, end) re-encoded as MP4 (the whole file's bytes when the clip is the whole file)."
+def _clip_bytes(row: dict) -> bytes:
+    """The clip as MP4: the frames shown in [start, end) re-encoded with their timing (`clip_mp4`), or, when the clip is
+    the whole file, the file itself (another container re-muxed into MP4 with the same streams)."""
     path = Path(row["path"])
-    vr = open_video(path)
-    n, rate = len(vr), float(vr.get_avg_fps())
-    start, end = float(row.get("start") or 0.0), row.get("end")
-    if start == 0 and (end is None or pd.isna(end) or round(float(end) * rate) >= n):
-        return path.read_bytes()
-    return mp4_bytes(read_range(path, start, float(end)), fps or rate)
+    times = frame_times(open_video(path))
+    start, end = row.get("start"), row.get("end")
+    a, b = frame_range(times, None if start is None else float(start), None if end is None else float(end))
+    if a == 0 and b == len(times) - 1:
+        return remux_mp4(path)
+    return clip_mp4(path, None if start is None else float(start), None if end is None else float(end))
 
 # %% ../../nbs/data/shards.ipynb #f2b864bd
 def _jsonable(v):

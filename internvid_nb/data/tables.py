@@ -4,10 +4,10 @@
 
 # %% ../../nbs/data/tables.ipynb #213000d8
 from __future__ import annotations
-import os, typing
+import json, os, sys, typing
 from pathlib import Path
 import pandas as pd
-from .schema import read_parquet, check_cells, SchemaError
+from .schema import read_parquet, read_internvid_jsonl, check_cells, SchemaError
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'ID_TYPES', 'InputError', 'read_table', 'read_videos']
@@ -22,9 +22,22 @@ VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 # %% ../../nbs/data/tables.ipynb #cd7de977
 ID_TYPES = {"clip_id": str, "video_id": str}
 
+# %% ../../nbs/data/tables.ipynb #a0592763
+def _is_internvid_jsonl(p: Path) -> bool:
+    "Whether the first record of a jsonl file is an InternVid annotation (has `YoutubeID`)."
+    with open(p, "rb") as f:
+        for raw in f:
+            if raw.strip():
+                try:
+                    return "YoutubeID" in json.loads(raw)
+                except ValueError:
+                    return False
+    return False
+
 # %% ../../nbs/data/tables.ipynb #9a557353
 def read_table(path, need: typing.Sequence[str] = ()) -> pd.DataFrame:
-    "A parquet, csv or jsonl table; relative `path` values are made absolute against the table's folder."
+    """A parquet, csv or jsonl table (an InternVid annotation jsonl, ours or a release's, read by
+    `read_internvid_jsonl`); relative `path` values are made absolute against the table's folder."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such table")
@@ -33,6 +46,10 @@ def read_table(path, need: typing.Sequence[str] = ()) -> pd.DataFrame:
             t = read_parquet(p)
         elif p.suffix == ".csv":
             t = pd.read_csv(p, dtype=ID_TYPES)  # ids keep leading zeros
+        elif p.suffix == ".jsonl" and _is_internvid_jsonl(p):
+            t, issues = read_internvid_jsonl(p)
+            for i in issues:  # the good lines are read; each bad one is named
+                print(f"{p}: skipped {i}", file=sys.stderr)
         elif p.suffix in (".jsonl", ".json"):
             t = pd.read_json(p, lines=p.suffix == ".jsonl", dtype=ID_TYPES)
         else:

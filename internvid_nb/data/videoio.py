@@ -6,17 +6,19 @@
 from __future__ import annotations
 import io, os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import decord, av
 from PIL import Image
 from .core import atomic_write_bytes, map_items, ItemResult
 
 # %% auto #0
-__all__ = ['Sampling', 'X264_OPTIONS', 'VideoError', 'open_video', 'VideoInfo', 'probe', 'probe_many', 'segments', 'middle',
-           'at_fps', 'read_samplings', 'read_frames', 'read_range', 'decode_rows', 'mp4_bytes', 'write_mp4',
-           'gif_bytes', 'write_gif', 'frame_strip', 'save_png']
+__all__ = ['Sampling', 'X264_OPTIONS', 'VideoError', 'check_file', 'open_video', 'frame_times', 'variable_rate', 'as_rate',
+           'stream_rate', 'VideoInfo', 'probe', 'probe_many', 'segments', 'middle', 'at_fps', 'frame_range',
+           'decode_frames', 'read_samplings', 'read_frames', 'read_range', 'decode_rows', 'iter_frames', 'Mp4Encoder',
+           'mp4_bytes', 'write_mp4', 'gif_bytes', 'write_gif', 'frame_strip', 'save_png']
 
 # %% ../../nbs/data/videoio.ipynb #40a73901
 decord.bridge.set_bridge("native")
@@ -30,7 +32,7 @@ class VideoError(Exception):
         super().__init__(f"{path}: {cause}")
 
 # %% ../../nbs/data/videoio.ipynb #5b1ab216
-def _check_file(path) -> Path:
+def check_file(path) -> Path:
     "Raise a `VideoError` naming the cause when `path` is clearly not a readable file."
     p = Path(path)
     if not p.exists():
@@ -62,7 +64,7 @@ def _why_unreadable(p: Path) -> str:
 # %% ../../nbs/data/videoio.ipynb #0ac8510d
 def open_video(path, size: tuple[int, int] | None = None, num_threads: int = 1) -> decord.VideoReader:
     "Open `path` with decord; `size=(height, width)` resizes every frame during decoding."
-    p = _check_file(path)
+    p = check_file(path)
     h, w = size if size is not None else (-1, -1)
     try:
         vr = decord.VideoReader(str(p), ctx=decord.cpu(0), width=w, height=h, num_threads=num_threads)
@@ -72,10 +74,44 @@ def open_video(path, size: tuple[int, int] | None = None, num_threads: int = 1) 
         raise VideoError(p, "the video stream holds no frames")
     return vr
 
+# %% ../../nbs/data/videoio.ipynb #aa62741b
+def frame_times(vr: decord.VideoReader) -> np.ndarray:
+    """When each frame is shown, in seconds from the first frame, from the stream's presentation timestamps: [n + 1]
+    values, the last one where the last frame ends. Exact at 30000/1001 fps and at a variable rate."""
+    ts = vr.get_frame_timestamp(np.arange(len(vr)))
+    return np.append(ts[:, 0], ts[-1, 1]) - ts[0, 0]
+
+# %% ../../nbs/data/videoio.ipynb #c78f8f54
+def variable_rate(times: np.ndarray) -> bool:
+    "Whether frames last noticeably different times (more than a millisecond-rounding jitter), from `frame_times`."
+    step = np.diff(times[:-1])
+    return len(step) > 1 and float(step.max() - step.min()) > max(2e-3, 0.1 * float(np.median(step)))
+
+# %% ../../nbs/data/videoio.ipynb #9da4cd95
+def as_rate(fps) -> Fraction:
+    "A frame rate as an exact fraction (29.97002997 -> 30000/1001, 25.0 -> 25, '24000/1001' -> 24000/1001)."
+    r = Fraction(fps) if isinstance(fps, (Fraction, int, str)) else Fraction(float(fps)).limit_denominator(1001)
+    if r <= 0:
+        raise ValueError(f"a frame rate must be positive, got {fps!r}")
+    return r
+
+# %% ../../nbs/data/videoio.ipynb #11d145ca
+def stream_rate(path, vr: decord.VideoReader | None = None) -> Fraction:
+    "The video stream's average frame rate as the container states it (exact), else decord's average."
+    try:
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            rate = v.average_rate or v.guessed_rate
+            if rate:
+                return Fraction(rate)
+    except (av.FFmpegError, IndexError, OSError):
+        pass
+    return as_rate((vr or open_video(path)).get_avg_fps())
+
 # %% ../../nbs/data/videoio.ipynb #f4db16d4
 @dataclass
 class VideoInfo:
-    "What `probe` reports about a video file."
+    "What `probe` reports about a video file; `rate` is the exact average rate ('30000/1001')."
 
     path: str
     fps: float
@@ -84,22 +120,28 @@ class VideoInfo:
     width: int
     height: int
     codec: str
+    rate: str = ""
+    variable_rate: bool = False
 
 # %% ../../nbs/data/videoio.ipynb #33821113
 def probe(path) -> VideoInfo:
-    "fps, frame count, duration (s), size and codec of a video; raises `VideoError` when unreadable."
+    """fps, frame count, duration (s, from the timestamps), size, codec and whether the rate varies; raises
+    `VideoError` when unreadable."""
     vr = open_video(path)
     try:
         h, w = vr[0].shape[:2]
     except (RuntimeError, decord.DECORDError) as e:
         raise VideoError(path, f"first frame cannot be decoded ({type(e).__name__})") from None
-    fps = float(vr.get_avg_fps())
+    times, rate, codec = frame_times(vr), stream_rate(path, vr), "unknown"
     try:
         with av.open(str(path)) as c:
             codec = c.streams.video[0].codec_context.name
-    except (av.FFmpegError, IndexError) as e:
-        codec = "unknown"
-    return VideoInfo(str(path), fps, len(vr), len(vr) / fps if fps > 0 else float("nan"), w, h, codec)
+    except (av.FFmpegError, IndexError):
+        pass
+    return VideoInfo(
+        str(path), float(rate), len(vr), float(times[-1]), w, h, codec, f"{rate.numerator}/{rate.denominator}",
+        variable_rate(times),
+    )
 
 # %% ../../nbs/data/videoio.ipynb #09b82f4c
 def probe_many(paths: Sequence) -> list[ItemResult]:
@@ -153,14 +195,15 @@ def at_fps(rate: float) -> Sampling:
     return sample
 
 # %% ../../nbs/data/videoio.ipynb #79724e1a
-def _frame_range(n: int, fps: float, start: float | None, end: float | None) -> tuple[int, int]:
-    "First and one-past-last frame index of the time range [start, end) seconds."
-    open_ = lambda t: (
-        t is None or (isinstance(t, float) and np.isnan(t))
-    )  # a missing table value means "from the start" / "to the end"
-    a = 0 if open_(start) else int(np.ceil(start * fps - 1e-6))
-    b = n if open_(end) else min(n, int(np.ceil(end * fps - 1e-6)))
-    return max(a, 0), b
+def frame_range(times: np.ndarray, start: float | None, end: float | None) -> tuple[int, int]:
+    """First and one-past-last index of the frames shown in [start, end) seconds, by `frame_times`. Bounds written to
+    the millisecond (InternVid's timestamps) select the same frames as the exact ones."""
+    # a missing table value means "from the start" / "to the end"
+    open_ = lambda t: t is None or (isinstance(t, float) and np.isnan(t))
+    shown, n, tol = times[:-1], len(times) - 1, 5e-4 + 1e-6
+    a = 0 if open_(start) else int(np.searchsorted(shown, float(start) - tol, "left"))
+    b = n if open_(end) else int(np.searchsorted(shown, float(end) - tol, "left"))
+    return a, b
 
 # %% ../../nbs/data/videoio.ipynb #f074daf0
 def _decode_av(path, idx: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -184,7 +227,7 @@ def _decode_av(path, idx: np.ndarray, size: tuple[int, int] | None) -> np.ndarra
     return np.stack([out[int(i)] for i in idx])
 
 # %% ../../nbs/data/videoio.ipynb #d057f54f
-def _decode(vr: decord.VideoReader, idx: np.ndarray, path, size=None) -> np.ndarray:
+def decode_frames(vr: decord.VideoReader, idx: np.ndarray, path, size=None) -> np.ndarray:
     "Frames `idx` (sorted) as uint8 [T, H, W, 3]."
     try:
         frames = vr.get_batch(idx.tolist()).asnumpy()
@@ -209,12 +252,12 @@ def read_samplings(
 ) -> dict[str, np.ndarray]:
     "Decode once and return `{name: uint8 [T, H, W, 3]}` for each sampling, restricted to [start, end) seconds."
     vr = open_video(path, size)
-    fps = float(vr.get_avg_fps())
-    a, b = _frame_range(len(vr), fps, start, end)
+    times = frame_times(vr)
+    a, b = frame_range(times, start, end)
     if b <= a:
-        raise VideoError(
-            path, f"time range {start}..{end} s holds no frame (video has {len(vr)} frames at {fps:g} fps)"
-        )
+        raise VideoError(path, f"time range {start}..{end} s holds no frame (the video's {len(vr)} frames span "
+                               f"{times[-1]:.3f} s)")
+    fps = (b - a) / max(1e-9, times[b] - times[a])  # the range's own average rate, for samplings by time
     rng = np.random.default_rng(seed)
     wanted = {}
     for k, s in samplings.items():
@@ -225,7 +268,7 @@ def read_samplings(
             )
         wanted[k] = a + idx
     union = np.unique(np.concatenate(list(wanted.values())))
-    frames = _decode(vr, union, path, size)
+    frames = decode_frames(vr, union, path, size)
     pos = {int(f): i for i, f in enumerate(union)}
     return {k: frames[[pos[int(i)] for i in v]] for k, v in wanted.items()}
 
@@ -269,6 +312,16 @@ def decode_rows(
         [{id_col: g.item[id_col], "status": "error", "error": g.error} for g in got if not g.ok],
     )
 
+# %% ../../nbs/data/videoio.ipynb #e26235c3
+def iter_frames(
+    path, size: tuple[int, int] | None = None, chunk: int = 256, num_threads: int = 1
+) -> Iterator[np.ndarray]:
+    """The video's frames in order, `chunk` at a time (uint8 [t, H, W, 3]): a long video is never held whole.
+    `num_threads` decoder threads (0: FFmpeg's choice)."""
+    vr = open_video(path, size, num_threads)
+    for a in range(0, len(vr), chunk):
+        yield decode_frames(vr, np.arange(a, min(len(vr), a + chunk)), path, size)
+
 # %% ../../nbs/data/videoio.ipynb #73faf669
 def _even(frames: np.ndarray) -> np.ndarray:
     "Pad height and width to even numbers (yuv420p needs them) by repeating the last row/column."
@@ -290,26 +343,54 @@ def _check_frames(frames) -> np.ndarray:
 X264_OPTIONS = {"preset": "medium", "threads": "1", "x264-params": "mbtree=0:cpu-independent=1"}
 
 # %% ../../nbs/data/videoio.ipynb #39a31bb1
-def mp4_bytes(frames: np.ndarray, fps: float = 8.0, crf: int = 18) -> bytes:
-    "Encode uint8 [T, H, W, 3] frames as an H.264 MP4 in memory."
-    frames = _even(_check_frames(frames))
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream(
-            "libx264",
-            rate=int(round(fps)) if float(fps).is_integer() else fps,
-            options=X264_OPTIONS | {"crf": str(crf)},
-        )
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+class Mp4Encoder:
+    """H.264 MP4 in memory, fed one frame at a time, so memory does not grow with the clip. The rate stays an exact
+    fraction; with `timed`, `add` stamps each frame with its own time (seconds) and variable-rate video keeps its
+    timing, otherwise frame i is shown at i / fps."""
+
+    def __init__(self, fps=8.0, crf: int = 18, timed: bool = False):
+        self.rate, self.crf, self.timed, self.n = as_rate(fps), crf, timed, 0
+        self.buf = io.BytesIO()
+        self.out, self.stream = av.open(self.buf, "w", format="mp4"), None
+
+    def _open(self, h: int, w: int):
+        s = self.out.add_stream("libx264", rate=self.rate, options=X264_OPTIONS | {"crf": str(self.crf)})
+        s.width, s.height, s.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
         s.codec_context.thread_count = 1
-        for i, f in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-            frame.pts = i
-            for pkt in s.encode(frame):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return buf.getvalue()
+        if self.timed:
+            s.codec_context.time_base = Fraction(1, 90000)
+        self.stream = s
+
+    def add(self, frame: np.ndarray, time: float | None = None) -> None:
+        "Encode one uint8 [H, W, 3] frame (shown at `time` s when `timed`)."
+        frame = _even(_check_frames(frame[None]))[0]
+        if self.stream is None:
+            self._open(*frame.shape[:2])
+        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        if self.timed:
+            vf.pts, vf.time_base = round(time * 90000), Fraction(1, 90000)
+        else:
+            vf.pts = self.n
+        self.n += 1
+        for pkt in self.stream.encode(vf):
+            self.out.mux(pkt)
+
+    def close(self) -> bytes:
+        "Flush and return the file's bytes."
+        if self.stream is None:
+            raise ValueError("no frames were added")
+        for pkt in self.stream.encode():
+            self.out.mux(pkt)
+        self.out.close()
+        return self.buf.getvalue()
+
+# %% ../../nbs/data/videoio.ipynb #b0d54d2b
+def mp4_bytes(frames: np.ndarray, fps: float = 8.0, crf: int = 18, times: Sequence[float] | None = None) -> bytes:
+    "Encode uint8 [T, H, W, 3] frames as an H.264 MP4 in memory (shown at `times` s when given)."
+    enc = Mp4Encoder(fps, crf, timed=times is not None)
+    for i, f in enumerate(_check_frames(frames)):
+        enc.add(f, None if times is None else times[i])
+    return enc.close()
 
 # %% ../../nbs/data/videoio.ipynb #27ab14ca
 def write_mp4(path, frames: np.ndarray, fps: float = 8.0, crf: int = 18) -> Path:

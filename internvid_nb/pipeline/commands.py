@@ -5,7 +5,7 @@
 # %% ../../nbs/pipeline/commands.ipynb #1db17107
 from __future__ import annotations
 import errno, json, sys
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -24,8 +24,8 @@ from .run import evaluate_stage, generate_stage, run_pipeline
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_ITEMS_FAILED', 'EXIT_USAGE', 'EXIT_LOCKED', 'EXIT_INPUT', 'EXIT_ERROR', 'EXIT_OS', 'EXIT_INTERRUPTED',
-           'EXIT_CODES', 'FS_ERRORS', 'print_error', 'cmd_segment', 'cmd_caption', 'cmd_score', 'cmd_select',
-           'export_row', 'cmd_export', 'cmd_evaluate', 'cmd_generate', 'cmd_train', 'cmd_pipeline']
+           'EXIT_CODES', 'FS_ERRORS', 'print_error', 'cmd_segment', 'cmd_caption', 'caption_column', 'cmd_score',
+           'cmd_select', 'export_row', 'cmd_export', 'cmd_evaluate', 'cmd_generate', 'cmd_train', 'cmd_pipeline']
 
 # %% ../../nbs/pipeline/commands.ipynb #7989f96c
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INPUT, EXIT_ERROR, EXIT_OS, EXIT_INTERRUPTED = (
@@ -152,7 +152,8 @@ def _run_table_stage(
 def cmd_segment(args) -> int:
     from internvid_nb.curation.segment import SegmentConfig, segment_stage
 
-    sc = SegmentConfig(threshold=args.threshold, min_scene_len=args.min_scene_len)
+    # every segmentation knob the command line has (the options are named as the config's fields)
+    sc = SegmentConfig(**{f.name: getattr(args, f.name) for f in fields(SegmentConfig) if hasattr(args, f.name)})
     return _run_table_stage(
         args,
         Stage(segment_stage, (sc,), name="segment"),
@@ -167,12 +168,28 @@ def cmd_segment(args) -> int:
 # %% ../../nbs/pipeline/commands.ipynb #31806177
 def cmd_caption(args) -> int:
     t = read_table(args.clips, ["clip_id", "path"])
+    if not args.all_clips:  # what segmentation kept: its failed rows and dropped clips are not captioned
+        keep = (t["status"].fillna("ok") == "ok") if "status" in t else pd.Series(True, index=t.index)
+        if "segment" in t:
+            keep &= t["segment"].fillna("ok") == "ok"
+        if not keep.all():
+            print(f"caption: {int((~keep).sum())} of {len(t)} rows skipped (segment or status not ok; --all-clips keeps them)")
+        t = t[keep].reset_index(drop=True)
     st = Stage(_caption_fn, (args.captioner, args.summarizer, args.device), setup=_load_captioners, name="caption", model=True)
     return _run_table_stage(args, st, t, Path(args.out), "captions", {"captioner": args.captioner, "summarizer": args.summarizer})
 
+# %% ../../nbs/pipeline/commands.ipynb #1ec3b91d
+def caption_column(t: pd.DataFrame, want: str | None, where) -> str:
+    "The caption column to use: `want`, or the first of caption and caption_summary (what `caption` writes) present."
+    have = [c for c in ([want] if want else ["caption", "caption_summary"]) if c in t.columns]
+    if not have:
+        raise InputError(f"{where}: no caption column {want or 'caption or caption_summary'!r}; it has {list(t.columns)}")
+    return have[0]
+
 # %% ../../nbs/pipeline/commands.ipynb #4431bda6
 def cmd_score(args) -> int:
-    t = read_table(args.clips, ["clip_id", "path", args.caption_col])
+    t = read_table(args.clips, ["clip_id", "path"])
+    args.caption_col = caption_column(t, args.caption_col, args.clips)
     st = Stage(
         _ScoreWith(args.caption_col), (args.scorer, args.aesthetic_head, args.device), setup=_load_scorers, name="score", model=True
     )
@@ -248,9 +265,8 @@ def cmd_export(args) -> int:
     from internvid_nb.data.shards import write_shards
     from internvid_nb.data.videoio import VideoError
 
-    t = read_table(
-        args.table, ["clip_id", "video_id", "path", "start", "end", args.caption_col]
-    )  # what the jsonl records need
+    t = read_table(args.table, ["clip_id", "video_id", "path", "start", "end"])  # what the jsonl records need
+    args.caption_col = caption_column(t, args.caption_col, args.table)
     errors, rows = [], []
     for row in t.to_dict("records"):  # a row that cannot be exported is an error naming its clip
         try:

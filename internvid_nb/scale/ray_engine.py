@@ -56,15 +56,21 @@ class RayEngine:
         if not ray.is_initialized():
             kw = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
             if self.address in (None, "", "local"):
-                ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_mb * 2**20, **kw)
+                for attempt in range(3):  # Ray waits a fixed 30 s for its raylet, too little on a loaded machine
+                    try:
+                        ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_mb * 2**20, **kw)
+                        break
+                    except Exception as e:
+                        if "timed out during startup" not in str(e) or attempt == 2:
+                            raise
+                        ray.shutdown()
             else:
                 try:
                     ray.init(address=self.address, **kw)
                 except ConnectionError as e:
                     raise ConnectionError(
-                        f"cannot reach the Ray cluster at {self.address} ({e}). A cluster started by `ray start` uses "
-                        f"token "
-                        "authentication: set RAY_AUTH_MODE=token, with the cluster's token in ~/.ray/auth_token or "
+                        f"cannot reach the Ray cluster at {self.address} ({e}). If the cluster uses token "
+                        "authentication, set RAY_AUTH_MODE=token, with the cluster's token in ~/.ray/auth_token or "
                         "RAY_AUTH_TOKEN"
                     ) from e
         ray.data.DataContext.get_current().enable_progress_bars = False

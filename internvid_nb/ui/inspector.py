@@ -14,7 +14,7 @@ from ..data.videoio import read_frames, gif_bytes, segments, VideoError
 __all__ = ['SCORE_COLUMNS', 'CAPTION_COLUMNS', 'CaptionInspector']
 
 # %% ../../nbs/ui/inspector.ipynb #341fe532
-SCORE_COLUMNS = ("sim_score", "aes_score", "motion_score", "caption_words")
+SCORE_COLUMNS = ("sim_score", "aes_score", "motion_score", "sampled_motion", "caption_words")
 
 # %% ../../nbs/ui/inspector.ipynb #da7a5cc6
 CAPTION_COLUMNS = (("caption", "caption"), ("caption_coarse", "coarse"), ("caption_summary", "summary"))
