@@ -188,24 +188,44 @@ def bench_corpus(sizes=(10_000, 100_000), lang_rows=2000):
     return out
 
 
+SECTIONS = ("video_io", "segmentation", "curation", "evaluation", "generation", "corpus", "viclip_train_cpu", "real_footage")
+
+
 def main(argv=None):
+    sys.path.insert(0, str(Path(__file__).parent))
+    import real_footage
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/bench.json")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
+                    help=f"run only these sections ({', '.join(SECTIONS)}), replacing them in --out and keeping the others; default: all")
+    real_footage.add_args(ap)
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     w = load_world()
-    res = {"machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "torch": torch.__version__},
-           "video_io": {"sample_world_clips": bench_decode_once(list(w.clips.path), a.repeats),
-                        "real_clips": bench_decode_once(list(real_clips().path), a.repeats)},
-           "segmentation": {"sample_world_raw": bench_segmentation(list(w.raw.path)),
-                            "real_clips": bench_segmentation(list(real_clips().path))},
-           "curation": {"sample_world_test_clips": bench_curation(w.clips[w.clips.split == "test"], a.repeats),
-                        "chain_on_raw_videos": bench_chain(w), "engines": bench_engines(w)},
-           "evaluation": bench_evaluation(),
-           "generation": bench_generation(),
-           "corpus": bench_corpus(),
-           "viclip_train_cpu": bench_viclip_train()}
+    sections = {
+        "video_io": lambda: {"sample_world_clips": bench_decode_once(list(w.clips.path), a.repeats),
+                             "real_clips": bench_decode_once(list(real_clips().path), a.repeats)},
+        "segmentation": lambda: {"sample_world_raw": bench_segmentation(list(w.raw.path)),
+                                 "real_clips": bench_segmentation(list(real_clips().path))},
+        "curation": lambda: {"sample_world_test_clips": bench_curation(w.clips[w.clips.split == "test"], a.repeats),
+                             "chain_on_raw_videos": bench_chain(w), "engines": bench_engines(w)},
+        "evaluation": bench_evaluation,
+        "generation": bench_generation,
+        "corpus": bench_corpus,
+        "viclip_train_cpu": bench_viclip_train,
+        "real_footage": lambda: real_footage.bench_real_footage(a.footage_dir, a.footage_build, min(a.repeats, 2),
+                                                                 not a.no_captions, a.memory_cap_gib),
+    }
+    res = {"machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "torch": torch.__version__}}
+    seconds = {}
+    for name in SECTIONS:
+        if name in a.only:
+            t = time.perf_counter(); res[name] = sections[name](); seconds[name] = round(time.perf_counter() - t, 1)
+    res["seconds"] = seconds
+    if set(a.only) != set(SECTIONS) and Path(a.out).exists():  # a partial run updates its sections of the last results
+        old = json.loads(Path(a.out).read_text())
+        res = {**old, **res, "seconds": {**old.get("seconds", {}), **seconds}}
     from internvid_nb.data.core import atomic_write
     with atomic_write(a.out, "w") as f: f.write(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))

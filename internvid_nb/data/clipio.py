@@ -29,6 +29,7 @@ def clip_mp4(path, start: float | None = None, end: float | None = None, crf: in
         idx = np.arange(s, min(b, s + chunk))
         for i, f in zip(idx, decode_frames(vr, idx, path)):
             enc.add(f, times[i] - times[a])
+        vr.seek(0)  # decord keeps decoding ahead after a batch (to the end of the file: GBs at 720p); this stops it
     return enc.close()
 
 # %% ../../nbs/data/clipio.ipynb #f1de852e
