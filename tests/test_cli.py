@@ -153,6 +153,20 @@ def test_pipeline_on_a_local_ray_cluster_gives_the_same_outputs_as_the_local_run
                 == read_parquet(tmp_path / "ray" / "curation" / "subsets" / f"{s}.parquet").clip_id.tolist()), s
 
 
+def test_a_local_ray_engine_starts_its_own_instance_beside_a_running_cluster(ray_cluster):
+    # a plain ray.init() joins the machine's running cluster and then refuses num_cpus (CI failed so on the retry
+    # after a raylet startup timeout, whose half-started GCS had registered itself as the machine's cluster)
+    code = ("from internvid_nb.scale.ray_engine import RayEngine\n"
+            "ray = RayEngine(num_cpus=1, object_store_mb=100).connect()\n"
+            "print('gcs', ray.get_runtime_context().gcs_address, ray.cluster_resources()['CPU'])\n"
+            "ray.shutdown()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    _, gcs, cpus = r.stdout.strip().splitlines()[-1].split()
+    assert gcs != ray_cluster and float(cpus) == 1.0            # its own instance, not the 2-CPU cluster
+
+
 def test_local_runner_with_two_workers_gives_the_same_table(tmp_path, world):
     cfg = _config(tmp_path, world, workers=2)
     one = _pipeline(cfg, tmp_path / "one", "--stages", "curate", "--workers", "1")

@@ -10,7 +10,7 @@ import numpy as np
 from .runner import Stage, run_chunk
 
 # %% auto #0
-__all__ = ['RayEngine']
+__all__ = ['start_local', 'RayEngine']
 
 # %% ../../nbs/scale/ray_engine.ipynb #ceaa7467
 def _chunk_task(batch: dict, stage: Stage, id_col: str) -> dict:
@@ -36,6 +36,27 @@ class _ChunkActor:
             )
         }
 
+# %% ../../nbs/scale/ray_engine.ipynb #37338bff
+def start_local(ray, attempts: int = 3, **init_kw):
+    "Start a new local Ray instance, never joining one that is already running on this machine."
+    # Ray waits a fixed 30 s for its raylet, too little on a loaded machine. A timed-out start leaves its
+    # GCS running and recorded as this machine's cluster, so a plain retry would join it: kill what the
+    # failed attempt started and retry with `address="local"`, which always starts a fresh instance.
+    import psutil
+
+    me = psutil.Process()
+    for attempt in range(attempts):
+        before = {p.pid for p in me.children(recursive=True)}
+        try:
+            return ray.init(address="local", **init_kw)
+        except Exception as e:
+            if "timed out during startup" not in str(e) or attempt == attempts - 1:
+                raise
+            for p in me.children(recursive=True):
+                if p.pid not in before:
+                    p.kill()
+            ray.shutdown()
+
 # %% ../../nbs/scale/ray_engine.ipynb #9df4308a
 @dataclass
 class RayEngine:
@@ -56,14 +77,7 @@ class RayEngine:
         if not ray.is_initialized():
             kw = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
             if self.address in (None, "", "local"):
-                for attempt in range(3):  # Ray waits a fixed 30 s for its raylet, too little on a loaded machine
-                    try:
-                        ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_mb * 2**20, **kw)
-                        break
-                    except Exception as e:
-                        if "timed out during startup" not in str(e) or attempt == 2:
-                            raise
-                        ray.shutdown()
+                start_local(ray, num_cpus=self.num_cpus, object_store_memory=self.object_store_mb * 2**20, **kw)
             else:
                 try:
                     ray.init(address=self.address, **kw)
