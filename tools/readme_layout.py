@@ -11,7 +11,7 @@ FOLDERS = {  # subpackage -> what lives there, in the order data flows
     "models": "the models behind small protocols, and the one loader of names, folders and Hugging Face ids",
     "curation": "segment, caption, score and select: raw videos to a curated corpus",
     "training": "the training plumbing and ViCLIP's training",
-    "evaluation": "zero-shot, retrieval and the generation metrics",
+    "evaluation": "zero-shot, retrieval, the generation metrics and the quality-score check",
     "generation": "training the text-to-video model",
     "scale": "the runner and its engines (local processes, Ray)",
     "pipeline": "configs, run_pipeline, the report, the `internvid` command and the demo",

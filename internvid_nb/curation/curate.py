@@ -15,7 +15,7 @@ from ..scale.runner import run_stage, run_lock, remove_stale_temp, Stage
 from .segment import SegmentConfig, segment_stage
 from ..models.captioners import ImageCaptioner, Summarizer
 from .caption import CAPTION_SAMPLINGS, caption_frames, in_batch_order
-from ..models.scorers import LaionAesthetic, TechnicalQuality
+from ..models.scorers import LaionAesthetic, CalibratedQuality
 from internvid_nb.curation.filter import (
     SCORE_SAMPLINGS,
     score_frames,
@@ -71,7 +71,7 @@ def build_models(config: CurateConfig = CurateConfig()) -> CurationModels:
 
     scorer = video_text_model(config.scorer, config.device)
     aes = (
-        LaionAesthetic(config.aesthetic_head, config.aesthetic_clip, device=config.device) if config.aesthetic_head else TechnicalQuality()
+        LaionAesthetic(config.aesthetic_head, config.aesthetic_clip, device=config.device) if config.aesthetic_head else CalibratedQuality()
     )
     return CurationModels(
         ImageCaptioner(config.captioner, device=config.device), Summarizer(config.summarizer, device=config.device), scorer, aes
@@ -107,7 +107,7 @@ def _model_names(c: CurateConfig, m: CurationModels | None) -> dict:
         "caption": c.captioner,
         "summary": c.summarizer,
         "sim": c.scorer,
-        "aesthetic": c.aesthetic_head or TechnicalQuality.name,
+        "aesthetic": c.aesthetic_head or CalibratedQuality.name,
     }
 
 # %% ../../nbs/curation/curate.ipynb #ebe50e64

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from ..data.videoio import decode_rows, segments
-from ..models.scorers import AestheticScorer, TechnicalQuality
+from ..models.scorers import AestheticScorer, CalibratedQuality
 from ..models.protocols import VideoTextModel
 
 # %% auto #0
@@ -30,7 +30,7 @@ def score_frames(
     embedding."""
     if not len(rows):
         return []
-    aesthetic = aesthetic or TechnicalQuality()
+    aesthetic = aesthetic or CalibratedQuality()
     texts = [str(r[caption_col]) if isinstance(r[caption_col], str) else "" for r in rows]
     v = model.encode_video([f["model"] for f in frames])
     t = model.encode_text(texts)

@@ -8,28 +8,54 @@ import io
 import av
 import numpy as np
 from internvid_nb.data.videoio import (
-    Mp4Encoder, VideoError, check_file, decode_frames, frame_range, frame_times, open_video, stream_rate, variable_rate
+    Mp4Encoder, VideoError, check_file, frame_range, open_video, stream_rate, variable_rate
 )
 
 # %% auto #0
 __all__ = ['clip_mp4', 'remux_mp4']
 
 # %% ../../nbs/data/clipio.ipynb #e645af21
-def clip_mp4(path, start: float | None = None, end: float | None = None, crf: int = 18, chunk: int = 32) -> bytes:
-    """The frames shown in [start, end) s re-encoded as H.264 MP4, decoded and encoded `chunk` frames at a time (memory
-    does not grow with the clip). Frame times are kept from the source (the first at 0), so a 29.97 fps or a
-    variable-rate source gives a clip with the same timing."""
+def _frames_at(path, want: np.ndarray, threads: int = 1):
+    """Yield (time, RGB frame) for the frames whose presentation times (absolute seconds, sorted) are `want`: seek to
+    the keyframe before the first, decode forward with PyAV and keep the frames whose time matches, one at a time.
+    Raises VideoError naming how many were found when the stream does not hold them all."""
+    tol = min(1e-3, float(np.diff(want).min()) / 2) if len(want) > 1 else 1e-3
+    found = 0
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0]
+            vs.thread_type, vs.codec_context.thread_count = "AUTO", threads
+            c.seek(max(0, int(want[0] / vs.time_base) - 1), stream=vs, backward=True)
+            for fr in c.decode(vs):
+                if fr.pts is None:
+                    raise VideoError(path, "frames without presentation timestamps")
+                t = float(fr.pts * vs.time_base)
+                j = min(int(np.searchsorted(want, t - tol)), len(want) - 1)
+                if abs(want[j] - t) <= tol and j == found:
+                    found += 1
+                    yield t, fr.to_ndarray(format="rgb24")
+                if found == len(want) or t > want[-1] + tol:
+                    break
+    except av.FFmpegError as e:
+        raise VideoError(path, f"decoding failed ({type(e).__name__}) after {found} of {len(want)} frames") from None
+    if found < len(want):
+        raise VideoError(path, f"decoding found {found} of {len(want)} frames from {want[0]:.3f} s")
+
+# %% ../../nbs/data/clipio.ipynb #7cc17831
+def clip_mp4(path, start: float | None = None, end: float | None = None, crf: int = 18, threads: int = 1) -> bytes:
+    """The frames shown in [start, end) s re-encoded as H.264 MP4, one frame at a time: decoding starts at the keyframe
+    before `start` (PyAV), so neither the clip's length nor the file's changes the memory. Frame times are kept from
+    the source (the first at 0), so a 29.97 fps or a variable-rate source gives a clip with the same timing."""
     vr = open_video(path)
-    times = frame_times(vr)
+    ts = vr.get_frame_timestamp(np.arange(len(vr)))  # the index only: decord decodes nothing here
+    del vr
+    times = np.append(ts[:, 0], ts[-1, 1]) - ts[0, 0]
     a, b = frame_range(times, start, end)
     if b <= a:
         raise VideoError(path, f"time range {start}..{end} s holds no frame (the video spans {times[-1]:.3f} s)")
-    enc = Mp4Encoder(stream_rate(path, vr), crf, timed=variable_rate(times))
-    for s in range(a, b, chunk):
-        idx = np.arange(s, min(b, s + chunk))
-        for i, f in zip(idx, decode_frames(vr, idx, path)):
-            enc.add(f, times[i] - times[a])
-        vr.seek(0)  # decord keeps decoding ahead after a batch (to the end of the file: GBs at 720p); this stops it
+    enc = Mp4Encoder(stream_rate(path), crf, timed=variable_rate(times))
+    for t, f in _frames_at(path, ts[a:b, 0], threads):
+        enc.add(f, t - ts[a, 0])
     return enc.close()
 
 # %% ../../nbs/data/clipio.ipynb #f1de852e

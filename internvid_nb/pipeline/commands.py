@@ -96,10 +96,10 @@ def _caption_fn(batch: pd.DataFrame, models) -> pd.DataFrame:
 
 # %% ../../nbs/pipeline/commands.ipynb #462ca0a8
 def _load_scorers(scorer: str, aesthetic_head: str | None, device: str | None):
-    from internvid_nb.models.scorers import video_text_model, LaionAesthetic, TechnicalQuality
+    from internvid_nb.models.scorers import video_text_model, LaionAesthetic, CalibratedQuality
 
     sim = video_text_model(scorer, device)
-    return sim, (LaionAesthetic(aesthetic_head, device=device) if aesthetic_head else TechnicalQuality())
+    return sim, (LaionAesthetic(aesthetic_head, device=device) if aesthetic_head else CalibratedQuality())
 
 # %% ../../nbs/pipeline/commands.ipynb #dfbc4711
 def _score_fn(batch: pd.DataFrame, models, caption_col: str) -> pd.DataFrame:

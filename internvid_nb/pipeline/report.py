@@ -12,7 +12,7 @@ from ..data.schema import read_parquet
 from .config import RunLayout
 
 # %% auto #0
-__all__ = ['PAPER_NUMBERS', 'compare_with_paper', 'pipeline_sections']
+__all__ = ['PAPER_NUMBERS', 'compare_with_paper', 'stand_in_note', 'pipeline_sections']
 
 # %% ../../nbs/pipeline/report.ipynb #de83d089
 PAPER_NUMBERS = pd.DataFrame(
@@ -64,6 +64,14 @@ def compare_with_paper(evaluation: list[dict] | None, generation: list[dict] | N
     }
     t["paper"] = t.measure.map(paper).fillna("-")
     return t
+
+# %% ../../nbs/pipeline/report.ipynb #6e85fabb
+def stand_in_note(aesthetic: str) -> str:
+    "The sentence a report carries when aesthetic scores come from the no-weights technical-quality stand-in."
+    if "no weights" not in str(aesthetic):
+        return ""
+    return (f"Aesthetic scores are {aesthetic}, a stand-in for the LAION aesthetic head (no weights here): it measures "
+            "blur, blockiness, noise and tonal range, not beauty, so the Aes subset is a technical-quality subset. ")
 
 # %% ../../nbs/pipeline/report.ipynb #118a4854
 def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str = "") -> list[dict]:
@@ -118,7 +126,8 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
             {
                 "title": "Pipeline: curation",
                 "text": f"Engine {cur.get('engine', 'local')}; models {cur.get('models')}. "
-                "Counts, throughput per stage, and previews of the FLT subset's clips with their summary captions."
+                + stand_in_note((cur.get("models") or {}).get("aesthetic", ""))
+                + "Counts, throughput per stage, and previews of the FLT subset's clips with their summary captions."
                 + (f" No preview for {len(missing)} clip(s): {'; '.join(missing)}" if missing else ""),
                 "tables": [counts, speed],
                 "figures": figs,

@@ -26,7 +26,9 @@ __all__ = ['T2V_TINY_RECIPE', 'world_aes_set', 'train_t2v_tiny', 'DigitFeatures'
 def world_aes_set(
     config: T2VConfig, n: int = 2000, seed: int = 0, threshold: float = 2.5
 ) -> tuple[list[str], np.ndarray, pd.DataFrame]:
-    "The default training data: the Aes subset (technical quality >= threshold) of a draw of sample-world train clips."
+    """The default training data: the Aes subset (technical quality >= threshold) of a draw of sample-world train clips.
+    Scored with the first technical-quality score (`TechnicalQuality`), on which the shipped t2v-tiny was trained;
+    curation's default is now the calibrated `CalibratedQuality`."""
     from internvid_nb.world.viclip_tiny import sample_world_train_set
     from internvid_nb.models.scorers import TechnicalQuality
     from internvid_nb.curation.filter import subset_aes, SCORE_SAMPLINGS
