@@ -218,3 +218,31 @@ def test_a_model_folder_missing_its_weights_exits_4_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err.strip()                                    # (diffusers logs a warning line first)
     assert err.splitlines()[-1].startswith("internvid generate: ") and "no file named" in err, err
     assert "Traceback" not in err and "file system" not in err, err
+
+
+def test_a_truncated_video_keeps_its_clips_before_the_damage_and_names_the_rest(tmp_path, capsys):
+    # a download cut short (index first, the last 10% of the bytes gone): decord refuses the whole file; the clips
+    # before the damage are kept with the frames and cuts of the whole file, the rest is one error row naming it
+    from internvid_nb.data.damaged import truncated_copy
+    from internvid_nb.world.sampleworld import real_clips
+    bikes = real_clips().set_index("name").loc["bikes.mp4", "path"]
+    (tmp_path / "videos").mkdir()
+    shutil.copy(bikes, tmp_path / "videos" / "whole.mp4")
+    truncated_copy(bikes, tmp_path / "videos" / "cut.mp4")
+    assert main(["segment", str(tmp_path / "videos"), "--out", str(tmp_path / "seg"), "--no-progress"]) == EXIT_ITEMS_FAILED
+    err = capsys.readouterr().err
+    assert "failed: cut: frames 207..249 of the 250 the stream indexes (from 8.280 s) do not decode" in err
+    clips = read_table(tmp_path / "seg" / "clips.parquet")
+    whole, cut = (clips[clips.video_id == v].reset_index(drop=True) for v in ("whole", "cut"))
+    assert (whole.status == "ok").all() and cut.status.tolist() == ["ok"] * 5 + ["error"]
+    assert cut.start_frame.tolist()[:4] == whole.start_frame.tolist()[:4] == [0, 30, 76, 137]       # the same cuts
+    np.testing.assert_allclose(cut.start[:5], whole.start[:5])
+    ok = cut[cut.segment == "ok"].assign(caption="bikes")
+    ok.to_parquet(tmp_path / "ok.parquet")
+    assert main(["export", str(tmp_path / "ok.parquet"), "--out", str(tmp_path / "e")]) == EXIT_OK        # cut from the damaged file
+    samples = list(read_shards(sorted((tmp_path / "e" / "shards").glob("*.tar"))))
+    assert len(samples) == 4
+    last = samples[-1]["mp4"]; (tmp_path / "last.mp4").write_bytes(last)   # cut_0003: frames 137..186 of the whole file
+    from internvid_nb.data.videoio import read_range
+    got, want = read_range(tmp_path / "last.mp4", None, None), read_range(bikes, cut.start[3], cut.end[3])
+    assert len(got) == len(want) == 50 and np.abs(got.astype(int) - want).mean() < 4

@@ -10,9 +10,10 @@ import numpy as np
 from internvid_nb.data.videoio import (
     Mp4Encoder, VideoError, check_file, frame_range, open_video, stream_rate, variable_rate
 )
+from .damaged import decodable_times
 
 # %% auto #0
-__all__ = ['clip_mp4', 'remux_mp4']
+__all__ = ['source_times', 'with_audio', 'clip_mp4', 'remux_mp4']
 
 # %% ../../nbs/data/clipio.ipynb #e645af21
 def _frames_at(path, want: np.ndarray, threads: int = 1):
@@ -42,21 +43,73 @@ def _frames_at(path, want: np.ndarray, threads: int = 1):
         raise VideoError(path, f"decoding found {found} of {len(want)} frames from {want[0]:.3f} s")
 
 # %% ../../nbs/data/clipio.ipynb #7cc17831
-def clip_mp4(path, start: float | None = None, end: float | None = None, crf: int = 18, threads: int = 1) -> bytes:
+def source_times(path) -> np.ndarray:
+    """Absolute presentation times (seconds) of a file's frames, [n + 1] with the end of the last: decord's index (it
+    decodes nothing), or, for a damaged or truncated file that decord refuses, the frames that decode (PyAV)."""
+    try:
+        vr = open_video(path)
+    except VideoError:
+        return decodable_times(path)
+    ts = vr.get_frame_timestamp(np.arange(len(vr)))
+    return np.append(ts[:, 0], ts[-1, 1])
+
+# %% ../../nbs/data/clipio.ipynb #e857073e
+def _audio_packets(path, index: int, t0: float, t1: float):
+    "Packets of audio stream `index` whose presentation starts in [t0, t1) s (absolute), shifted to start at t0."
+    with av.open(str(path)) as src:
+        s = src.streams[index]
+        shift = round(t0 / s.time_base)
+        src.seek(max(0, shift - 1), stream=s, backward=True)
+        for pkt in src.demux(s):
+            if not pkt.size or pkt.pts is None or pkt.pts < shift:
+                continue
+            if pkt.pts * s.time_base >= t1:
+                break
+            pkt.pts, pkt.dts = pkt.pts - shift, None if pkt.dts is None else max(0, pkt.dts - shift)
+            yield pkt
+
+# %% ../../nbs/data/clipio.ipynb #b046c50b
+def with_audio(video: bytes, path, t0: float, t1: float) -> bytes:
+    """The MP4 `video` (a clip's frames, from 0) with the source's audio of [t0, t1) s (absolute times) copied packet
+    by packet, so a cut clip keeps the file's streams as a whole-file clip does. Audio that MP4 cannot hold, or a file
+    without audio, leaves `video` as it is."""
+    with av.open(str(path)) as src:
+        audio = [s.index for s in src.streams.audio]
+    if not audio:
+        return video
+    buf = io.BytesIO()
+    try:
+        with av.open(io.BytesIO(video)) as v, av.open(str(path)) as src, av.open(buf, "w", format="mp4") as out:
+            vo = out.add_stream_from_template(v.streams.video[0])
+            ao = {i: out.add_stream_from_template(src.streams[i]) for i in audio}
+            for pkt in v.demux(v.streams.video[0]):
+                if pkt.size:
+                    pkt.stream = vo
+                    out.mux(pkt)
+            for i in audio:
+                for pkt in _audio_packets(path, i, t0, t1):
+                    pkt.stream = ao[i]
+                    out.mux(pkt)
+    except (av.FFmpegError, ValueError):  # e.g. Vorbis, which MP4 does not hold: the clip keeps its video
+        return video
+    return buf.getvalue()
+
+# %% ../../nbs/data/clipio.ipynb #12a7d1da
+def clip_mp4(
+    path, start: float | None = None, end: float | None = None, crf: int = 18, threads: int = 1, times=None
+) -> bytes:
     """The frames shown in [start, end) s re-encoded as H.264 MP4, one frame at a time: decoding starts at the keyframe
     before `start` (PyAV), so neither the clip's length nor the file's changes the memory. Frame times are kept from
-    the source (the first at 0), so a 29.97 fps or a variable-rate source gives a clip with the same timing."""
-    vr = open_video(path)
-    ts = vr.get_frame_timestamp(np.arange(len(vr)))  # the index only: decord decodes nothing here
-    del vr
-    times = np.append(ts[:, 0], ts[-1, 1]) - ts[0, 0]
-    a, b = frame_range(times, start, end)
+    the source (the first at 0), so a 29.97 fps or a variable-rate source gives a clip with the same timing.
+    `times`: the file's `source_times`, when the caller has them."""
+    ts = source_times(path) if times is None else np.asarray(times, float)
+    a, b = frame_range(ts - ts[0], start, end)
     if b <= a:
-        raise VideoError(path, f"time range {start}..{end} s holds no frame (the video spans {times[-1]:.3f} s)")
-    enc = Mp4Encoder(stream_rate(path), crf, timed=variable_rate(times))
-    for t, f in _frames_at(path, ts[a:b, 0], threads):
-        enc.add(f, t - ts[a, 0])
-    return enc.close()
+        raise VideoError(path, f"time range {start}..{end} s holds no frame (the video spans {ts[-1] - ts[0]:.3f} s)")
+    enc = Mp4Encoder(stream_rate(path), crf, timed=variable_rate(ts))
+    for t, f in _frames_at(path, ts[a:b], threads):
+        enc.add(f, t - ts[a])
+    return with_audio(enc.close(), path, ts[a], ts[b])
 
 # %% ../../nbs/data/clipio.ipynb #f1de852e
 def remux_mp4(path) -> bytes:

@@ -10,8 +10,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 from .core import atomic_write, as_text
-from .videoio import frame_range, frame_times, open_video, VideoError
-from .clipio import clip_mp4, remux_mp4
+from .videoio import frame_range, open_video, VideoError
+from .clipio import clip_mp4, remux_mp4, source_times
+from .damaged import indexed_frames
 
 # %% auto #0
 __all__ = ['write_shards', 'ShardError', 'read_shards', 'sample_frames']
@@ -21,12 +22,12 @@ def _clip_bytes(row: dict) -> bytes:
     """The clip as MP4: the frames shown in [start, end) re-encoded with their timing (`clip_mp4`), or, when the clip is
     the whole file, the file itself (another container re-muxed into MP4 with the same streams)."""
     path = Path(row["path"])
-    times = frame_times(open_video(path))
-    start, end = row.get("start"), row.get("end")
-    a, b = frame_range(times, None if start is None else float(start), None if end is None else float(end))
-    if a == 0 and b == len(times) - 1:
+    times = source_times(path)  # the index is read once, for both decisions
+    start, end = (None if v is None else float(v) for v in (row.get("start"), row.get("end")))
+    a, b = frame_range(times - times[0], start, end)
+    if a == 0 and b == len(times) - 1 and b >= indexed_frames(path):  # a damaged file is re-encoded, never copied
         return remux_mp4(path)
-    return clip_mp4(path, None if start is None else float(start), None if end is None else float(end))
+    return clip_mp4(path, start, end, times=times)
 
 # %% ../../nbs/data/shards.ipynb #f2b864bd
 def _jsonable(v):
