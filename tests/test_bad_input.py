@@ -231,7 +231,7 @@ def test_a_truncated_video_keeps_its_clips_before_the_damage_and_names_the_rest(
     truncated_copy(bikes, tmp_path / "videos" / "cut.mp4")
     assert main(["segment", str(tmp_path / "videos"), "--out", str(tmp_path / "seg"), "--no-progress"]) == EXIT_ITEMS_FAILED
     err = capsys.readouterr().err
-    assert "failed: cut: frames 207..249 of the 250 the stream indexes (from 8.280 s) do not decode" in err
+    assert "failed: cut: frames 207..249 of the 250 the stream indexes (from 8.280 s) were not read" in err
     clips = read_table(tmp_path / "seg" / "clips.parquet")
     whole, cut = (clips[clips.video_id == v].reset_index(drop=True) for v in ("whole", "cut"))
     assert (whole.status == "ok").all() and cut.status.tolist() == ["ok"] * 5 + ["error"]
@@ -246,3 +246,30 @@ def test_a_truncated_video_keeps_its_clips_before_the_damage_and_names_the_rest(
     from internvid_nb.data.videoio import read_range
     got, want = read_range(tmp_path / "last.mp4", None, None), read_range(bikes, cut.start[3], cut.end[3])
     assert len(got) == len(want) == 50 and np.abs(got.astype(int) - want).mean() < 4
+
+
+def test_a_video_damaged_in_the_middle_keeps_every_frame_before_the_damage(tmp_path, capsys):
+    # 20 kB of zeros a third of the way into bikes: decord opens it and fails on a chunk; that chunk is decoded
+    # again frame by frame, so the clips before the damage keep the whole file's cuts; an audio-only file is named so
+    from internvid_nb.world.sampleworld import real_clips
+    bikes = Path(real_clips().set_index("name").loc["bikes.mp4", "path"])
+    (tmp_path / "videos").mkdir()
+    b = bytearray(bikes.read_bytes()); b[len(b) // 3 : len(b) // 3 + 20000] = bytes(20000)
+    (tmp_path / "videos" / "mid.mp4").write_bytes(bytes(b))
+    _audio_only(tmp_path / "videos" / "talk.m4a")
+    assert main(["segment", str(tmp_path / "videos"), "--out", str(tmp_path / "seg"), "--no-progress"]) == EXIT_ITEMS_FAILED
+    err = capsys.readouterr().err
+    clips = read_table(tmp_path / "seg" / "clips.parquet")
+    mid = clips[clips.video_id == "mid"].reset_index(drop=True)
+    damaged = mid[mid.status == "error"]
+    assert len(damaged) == 1 and f"failed: mid: frames {damaged.start_frame.iloc[0]}..249 of the 250" in err
+    at = int(damaged.start_frame.iloc[0])
+    assert at == 84                          # inside the first chunk of 128 frames, which fails as a whole in decord
+    ok = mid[mid.status == "ok"]
+    assert ok.end_frame.max() == at and ok.start_frame.tolist()[:2] == [0, 30]   # bikes' own first cut at 30
+    from internvid_nb.curation.segment import segment_video
+    from internvid_nb.data.clipio import clip_mp4
+    from internvid_nb.data.videoio import VideoError
+    for f in (lambda p: segment_video(p), lambda p: clip_mp4(p, 0.0, 0.1)):   # PyAV cannot read it either: decord's cause
+        with pytest.raises(VideoError, match=r"has no video stream \(only audio streams\)"):
+            f(tmp_path / "videos" / "talk.m4a")

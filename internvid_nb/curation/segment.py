@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Protocol
 import numpy as np
 import pandas as pd
-from ..data.videoio import frame_times, iter_frames, open_video, stream_rate, VideoError
-from ..data.damaged import decodable_times, indexed_frames, iter_frames_av
+from ..data.videoio import frame_times, open_video, stream_rate, VideoError
+from ..data.damaged import decodable_times, indexed_frames, iter_frames_av, iter_frames_until_damage
 from ..data.core import map_items
 from ..data.core import renamed_args
 
@@ -184,8 +184,8 @@ def _clip_row(vid: str, path, n: int, s: int, e: int, held: list[np.ndarray], fi
 # %% ../../nbs/curation/segment.ipynb #15ce1876
 def _damaged_row(vid: str, path, first: int, indexed: int, at: float, kept: int) -> dict:
     "The error row of a video whose frames from `first` on do not decode."
-    why = (f"frames {first}..{indexed - 1} of the {indexed} the stream indexes (from {at:.3f} s) do not decode: stream "
-           f"damaged or truncated; the {kept} clip(s) before them are kept")
+    why = (f"frames {first}..{indexed - 1} of the {indexed} the stream indexes (from {at:.3f} s) were not read: the stream "
+           f"is damaged or cut short at frame {first}; the {kept} clip(s) before it are kept")
     return dict(clip_id=f"{vid}_damaged", video_id=vid, path=str(path), start=at, end=float("nan"), start_frame=first,
                 end_frame=indexed, segment="damaged", status="error", error=why)
 
@@ -198,14 +198,18 @@ def segment_video(
     bounds (pieces of at most `max_len` s) and the motion filter. One row per clip; `segment` says why one is dropped."""
     h, w = _stream_shape(path)
     size = (max(2, round(h * config.width / w / 2) * 2), config.width) if w > config.width else None
+    damage = []
     try:
         vr = open_video(path)
         times, n = frame_times(vr), len(vr)
         indexed = n
         del vr
-        stream = iter_frames(path, size, config.chunk, config.threads)
-    except VideoError:  # decord refuses a damaged or truncated file whole: PyAV reads the frames before the damage
-        t = decodable_times(path)
+        stream = iter_frames_until_damage(path, size, config.chunk, config.threads, damage)
+    except VideoError as refused:  # decord refuses a damaged or truncated file whole: PyAV reads up to the damage
+        try:
+            t = decodable_times(path)
+        except VideoError:
+            raise refused from None  # decord's message names the cause (no video stream, not a container, ...)
         times, n = t - t[0], len(t) - 1
         indexed = max(n, indexed_frames(path))
         stream = iter_frames_av(path, size, config.chunk)
@@ -231,14 +235,11 @@ def segment_video(
             rows.append(_clip_row(vid, path, len(rows), first, e, held, first, times, config))
             held, first = held[e - first :], e
 
-    try:
-        for frames in stream:
-            held += list(frames)
-            seen += len(frames)
-            cuts = sorted(set(cuts + [c for c in det.feed(frames) if c > first]))
-            emit(seen - det.delay, final=False)
-    except VideoError:  # damage after `seen` frames: the clips before it are kept, the rest is one error row
-        pass
+    for frames in stream:  # stops at a frame that does not decode: the clips before it are kept, the rest is one row
+        held += list(frames)
+        seen += len(frames)
+        cuts = sorted(set(cuts + [c for c in det.feed(frames) if c > first]))
+        emit(seen - det.delay, final=False)
     if seen == 0:
         raise VideoError(path, f"none of the {indexed} frames the stream indexes decodes: stream damaged")
     cuts = sorted(set(cuts + [c for c in det.finish() if c < seen and c > first]))

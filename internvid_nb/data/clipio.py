@@ -4,7 +4,13 @@
 
 # %% ../../nbs/data/clipio.ipynb #a98513cb
 from __future__ import annotations
+import heapq
 import io
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
 import av
 import numpy as np
 from internvid_nb.data.videoio import (
@@ -13,23 +19,39 @@ from internvid_nb.data.videoio import (
 from .damaged import decodable_times
 
 # %% auto #0
-__all__ = ['source_times', 'with_audio', 'clip_mp4', 'remux_mp4']
+__all__ = ['SourceIndex', 'source_index', 'cached_index', 'with_audio', 'clip_mp4', 'remux_mp4']
 
 # %% ../../nbs/data/clipio.ipynb #e645af21
+def _decoding_from(c, vs, target: int, first: int):
+    """Decoded frames of stream `vs` starting at or before timestamp `target`: a seek can land after it (the MP4
+    demuxer seeks by decoding order), so it goes back further, 1 s, then 4 s, ..., to `first`, the stream's first;
+    None when even that lands after it (MPEG-TS), and the caller reads from the start."""
+    back = 0
+    while True:
+        c.seek(max(first, target - back), stream=vs, backward=True)
+        frames = (f for f in c.decode(vs) if f.pts is not None)
+        head = next(frames, None)
+        if head is None or head.pts <= target:
+            return itertools.chain([head] if head is not None else [], frames)
+        if target - back <= first:
+            return None
+        back = 4 * back or int(1 / vs.time_base)
+
+
 def _frames_at(path, want: np.ndarray, threads: int = 1):
-    """Yield (time, RGB frame) for the frames whose presentation times (absolute seconds, sorted) are `want`: seek to
-    the keyframe before the first, decode forward with PyAV and keep the frames whose time matches, one at a time.
-    Raises VideoError naming how many were found when the stream does not hold them all."""
-    tol = min(1e-3, float(np.diff(want).min()) / 2) if len(want) > 1 else 1e-3
+    """Yield (time, RGB frame) for the frames whose presentation times (container clock, seconds, sorted) are `want`:
+    seek to the keyframe before the first, decode forward with PyAV and keep the frames whose time matches, one at a
+    time. For files decord refuses, whose times come from PyAV too. Raises VideoError naming how many were found."""
+    tol = max(1e-6, min(1e-3, float(np.diff(want).min()) / 2)) if len(want) > 1 else 1e-3
     found = 0
     try:
-        with av.open(str(path)) as c:
+        with av.open(str(path)) as c, av.open(str(path)) as whole:
             vs = c.streams.video[0]
             vs.thread_type, vs.codec_context.thread_count = "AUTO", threads
-            c.seek(max(0, int(want[0] / vs.time_base) - 1), stream=vs, backward=True)
-            for fr in c.decode(vs):
-                if fr.pts is None:
-                    raise VideoError(path, "frames without presentation timestamps")
+            frames = _decoding_from(c, vs, int(want[0] / vs.time_base) - 1, vs.start_time or 0)
+            if frames is None:  # no seek lands before it: decode from the start
+                frames = (f for f in whole.decode(whole.streams.video[0]) if f.pts is not None)
+            for fr in frames:  # as decodable_times, frames without a time are left out
                 t = float(fr.pts * vs.time_base)
                 j = min(int(np.searchsorted(want, t - tol)), len(want) - 1)
                 if abs(want[j] - t) <= tol and j == found:
@@ -43,73 +65,154 @@ def _frames_at(path, want: np.ndarray, threads: int = 1):
         raise VideoError(path, f"decoding found {found} of {len(want)} frames from {want[0]:.3f} s")
 
 # %% ../../nbs/data/clipio.ipynb #7cc17831
-def source_times(path) -> np.ndarray:
-    """Absolute presentation times (seconds) of a file's frames, [n + 1] with the end of the last: decord's index (it
-    decodes nothing), or, for a damaged or truncated file that decord refuses, the frames that decode (PyAV)."""
+@dataclass
+class SourceIndex:
+    "Where a file's frames are shown, and how to find each one when decoding."
+
+    times: np.ndarray  # float64 [n + 1] s, decord's (segmentation's): each frame's time, then where the last one ends
+    pts: np.ndarray | None  # int64: the timestamp of frame i as the decoder shows it (edit lists applied)
+    time_base: Fraction | None  # of `pts`
+    damaged: bool  # decord refused the file (cut short, damaged, MPEG-TS): `times` are PyAV's, on the container's clock
+
+    def seconds(self, i: int) -> float:
+        "When frame i (i = n: the end of the last) is shown on the container's clock, the clock of the audio packets."
+        if self.pts is None:
+            return float(self.times[i])
+        if i < len(self.pts):
+            return float(self.pts[i] * self.time_base)
+        return float(self.pts[-1] * self.time_base) + float(self.times[i] - self.times[len(self.pts) - 1])
+
+
+def _shown_pts(path) -> tuple[np.ndarray, Fraction]:
+    """Timestamps of the video frames the decoder shows, in presentation order, from demuxing alone: packets an edit
+    list hides (the lead-in of a file trimmed with `ffmpeg -ss -c copy`) are left out, as the decoder leaves them."""
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        pts = [p.pts for p in c.demux(vs) if p.size and p.pts is not None and not p.is_discard]
+        return np.sort(np.array(pts, dtype=np.int64)), vs.time_base
+
+
+def source_index(path) -> SourceIndex:
+    """A file's SourceIndex: decord's times (it reads the index, decoding nothing), which segmentation used, and the
+    timestamp of each of those frames (decord's frame i is the decoder's i-th shown frame). For a file decord refuses,
+    the frames PyAV decodes; when PyAV cannot read it either, decord's error, which names the cause."""
     try:
         vr = open_video(path)
-    except VideoError:
-        return decodable_times(path)
-    ts = vr.get_frame_timestamp(np.arange(len(vr)))
-    return np.append(ts[:, 0], ts[-1, 1])
+    except VideoError as refused:
+        try:
+            return SourceIndex(decodable_times(path), None, None, True)
+        except VideoError:
+            raise refused from None
+    ts = vr.get_frame_timestamp(np.arange(len(vr))).astype(np.float64)
+    pts, tb = _shown_pts(path)
+    return SourceIndex(np.append(ts[:, 0], ts[-1, 1]), pts, tb, False)
+
+
+@lru_cache(maxsize=8)
+def _cached_index(path: str, mtime_ns: int, size: int) -> SourceIndex:
+    return source_index(path)
+
+
+def cached_index(path) -> SourceIndex:
+    "`source_index`, kept for the last few files (export cuts many clips from one video; a damaged one is decoded)."
+    st = Path(check_file(path)).stat()
+    return _cached_index(str(path), st.st_mtime_ns, st.st_size)
 
 # %% ../../nbs/data/clipio.ipynb #e857073e
-def _audio_packets(path, index: int, t0: float, t1: float):
-    "Packets of audio stream `index` whose presentation starts in [t0, t1) s (absolute), shifted to start at t0."
-    with av.open(str(path)) as src:
-        s = src.streams[index]
-        shift = round(t0 / s.time_base)
-        src.seek(max(0, shift - 1), stream=s, backward=True)
-        for pkt in src.demux(s):
-            if not pkt.size or pkt.pts is None or pkt.pts < shift:
-                continue
-            if pkt.pts * s.time_base >= t1:
-                break
-            pkt.pts, pkt.dts = pkt.pts - shift, None if pkt.dts is None else max(0, pkt.dts - shift)
-            yield pkt
+def _audio_packets(src, index: int, t0: float, t1: float) -> list:
+    """(dts seconds, packet) of audio stream `index` of the open container `src` whose presentation starts in
+    [t0, t1) s (container clock), shifted so that t0 is 0."""
+    s = src.streams[index]
+    shift = round(t0 / s.time_base)
+    src.seek(max(0, shift - 1), stream=s, backward=True)
+    out = []
+    for pkt in src.demux(s):
+        if not pkt.size or pkt.pts is None or pkt.pts < shift:
+            continue
+        if pkt.pts * s.time_base >= t1:
+            break
+        pkt.pts, pkt.dts = pkt.pts - shift, pkt.pts - shift if pkt.dts is None else max(0, pkt.dts - shift)
+        out.append((float(pkt.dts * s.time_base), pkt))
+    return out
 
 # %% ../../nbs/data/clipio.ipynb #b046c50b
 def with_audio(video: bytes, path, t0: float, t1: float) -> bytes:
-    """The MP4 `video` (a clip's frames, from 0) with the source's audio of [t0, t1) s (absolute times) copied packet
-    by packet, so a cut clip keeps the file's streams as a whole-file clip does. Audio that MP4 cannot hold, or a file
-    without audio, leaves `video` as it is."""
+    """The MP4 `video` (a clip's frames, from 0) with the source's audio of [t0, t1) s (the container's clock, as
+    `source_index` gives) copied packet by packet and interleaved with the video by time, so a cut clip keeps the
+    file's streams as a whole-file clip does. Audio that MP4 cannot hold, or a file without audio, leaves `video`."""
     with av.open(str(path)) as src:
         audio = [s.index for s in src.streams.audio]
     if not audio:
         return video
     buf = io.BytesIO()
     try:
-        with av.open(io.BytesIO(video)) as v, av.open(str(path)) as src, av.open(buf, "w", format="mp4") as out:
-            vo = out.add_stream_from_template(v.streams.video[0])
-            ao = {i: out.add_stream_from_template(src.streams[i]) for i in audio}
-            for pkt in v.demux(v.streams.video[0]):
-                if pkt.size:
-                    pkt.stream = vo
-                    out.mux(pkt)
+        with av.open(io.BytesIO(video)) as v, av.open(buf, "w", format="mp4") as out:
+            vs = v.streams.video[0]
+            vo = out.add_stream_from_template(vs)
+            runs = [[(float(p.dts * vs.time_base), vo, p) for p in v.demux(vs) if p.size]]
             for i in audio:
-                for pkt in _audio_packets(path, i, t0, t1):
-                    pkt.stream = ao[i]
-                    out.mux(pkt)
+                with av.open(str(path)) as src:
+                    ao = out.add_stream_from_template(src.streams[i])
+                    runs.append([(t, ao, p) for t, p in _audio_packets(src, i, t0, t1)])
+            for _, stream, pkt in heapq.merge(*runs, key=lambda r: r[0]):  # each run is in dts order already
+                pkt.stream = stream
+                out.mux(pkt)
     except (av.FFmpegError, ValueError):  # e.g. Vorbis, which MP4 does not hold: the clip keeps its video
         return video
     return buf.getvalue()
 
 # %% ../../nbs/data/clipio.ipynb #12a7d1da
+def _frames_by_pts(path, want: np.ndarray, first: int, threads: int = 1):
+    """The frames whose timestamps (`SourceIndex.pts`; the stream's first is `first`) are `want`, in order, one at a
+    time: PyAV seeks to a keyframe before the first and decodes forward, so memory does not grow with the clip or the
+    file."""
+    found = 0
+    try:
+        with av.open(str(path)) as c, av.open(str(path)) as whole:
+            vs = c.streams.video[0]
+            vs.thread_type, vs.codec_context.thread_count = "AUTO", threads
+            frames = _decoding_from(c, vs, int(want[0]), int(first))
+            if frames is None:  # no seek lands before it: decode from the start
+                frames = whole.decode(whole.streams.video[0])
+            for fr in frames:
+                if fr.pts is None or fr.pts < want[found]:
+                    continue
+                if fr.pts != want[found]:
+                    break
+                yield fr.to_ndarray(format="rgb24")
+                found += 1
+                if found == len(want):
+                    return
+    except av.FFmpegError as e:
+        raise VideoError(path, f"decoding failed ({type(e).__name__}) after {found} of {len(want)} frames") from None
+    raise VideoError(path, f"decoding found {found} of {len(want)} frames from timestamp {want[0]}: stream damaged")
+
+
 def clip_mp4(
-    path, start: float | None = None, end: float | None = None, crf: int = 18, threads: int = 1, times=None
+    path, start: float | None = None, end: float | None = None, crf: int = 18, threads: int = 1,
+    index: SourceIndex | None = None,
 ) -> bytes:
-    """The frames shown in [start, end) s re-encoded as H.264 MP4, one frame at a time: decoding starts at the keyframe
-    before `start` (PyAV), so neither the clip's length nor the file's changes the memory. Frame times are kept from
-    the source (the first at 0), so a 29.97 fps or a variable-rate source gives a clip with the same timing.
-    `times`: the file's `source_times`, when the caller has them."""
-    ts = source_times(path) if times is None else np.asarray(times, float)
+    """The frames shown in [start, end) s re-encoded as H.264 MP4, one frame at a time from the keyframe before
+    `start`, so neither the clip's length nor the file's changes the memory; the frames are the ones segmentation saw
+    (decord's list of them, frames an edit list hides included). Frame times are kept from the source (the first at
+    0), so a 29.97 fps or a variable-rate source gives a clip with the same timing; the source's audio of those
+    seconds is kept. `index`: the file's `source_index`, when the caller has it."""
+    ix = index or source_index(path)
+    ts = ix.times
     a, b = frame_range(ts - ts[0], start, end)
     if b <= a:
         raise VideoError(path, f"time range {start}..{end} s holds no frame (the video spans {ts[-1] - ts[0]:.3f} s)")
+    if ix.pts is not None and b > len(ix.pts):
+        raise VideoError(path, f"frames {len(ix.pts)}..{b - 1} lie past what the decoder shows ({len(ix.pts)} of "
+                               f"{len(ts) - 1} frames: an edit list hides the rest)")
     enc = Mp4Encoder(stream_rate(path), crf, timed=variable_rate(ts))
-    for t, f in _frames_at(path, ts[a:b], threads):
-        enc.add(f, t - ts[a])
-    return with_audio(enc.close(), path, ts[a], ts[b])
+    if ix.pts is not None:
+        frames = _frames_by_pts(path, ix.pts[a:b], ix.pts[0], threads)
+    else:  # decord refused the file: PyAV's frames matched by time
+        frames = (f for _, f in _frames_at(path, ts[a:b], threads))
+    for i, f in zip(range(a, b), frames):
+        enc.add(f, ts[i] - ts[a])
+    return with_audio(enc.close(), path, ix.seconds(a), ix.seconds(b))
 
 # %% ../../nbs/data/clipio.ipynb #f1de852e
 def remux_mp4(path) -> bytes:

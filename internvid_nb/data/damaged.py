@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Iterator
 import av
 import numpy as np
-from .videoio import VideoError, check_file
+from .videoio import VideoError, check_file, decode_frames, open_video
 
 # %% auto #0
-__all__ = ['decodable_times', 'indexed_frames', 'iter_frames_av', 'truncated_copy']
+__all__ = ['decodable_times', 'indexed_frames', 'iter_frames_av', 'iter_frames_until_damage', 'truncated_copy']
 
 # %% ../../nbs/data/damaged.ipynb #feed0653
 def _decoded(c, vs) -> Iterator:
-    "The frames of stream `vs` decoded packet by packet, in presentation order, up to the first that cannot be."
+    """The frames of stream `vs` decoded packet by packet, in presentation order, up to the first that cannot be
+    decoded or that the decoder flags as corrupt."""
     packets = c.demux(vs)
     while True:
         try:
@@ -25,7 +26,11 @@ def _decoded(c, vs) -> Iterator:
             return
         except av.FFmpegError:  # damage. Frames still waiting in the decoder are not flushed: with B-frames lost, a
             return  # later P-frame would come out after a gap (frame 211 right after 207 in the test below)
-        yield from frames
+        for f in frames:
+            if f.is_corrupt:  # decoded with concealed errors: the damage starts here
+                return
+            if f.pts is not None:  # a frame without a time has no place in the index
+                yield f
 
 # %% ../../nbs/data/damaged.ipynb #e2da44d8
 def decodable_times(path) -> np.ndarray:
@@ -65,6 +70,38 @@ def iter_frames_av(path, size: tuple[int, int] | None = None, chunk: int = 256) 
                 buf = []
     if buf:
         yield np.stack(buf)
+
+# %% ../../nbs/data/damaged.ipynb #e5cf6a36
+def iter_frames_until_damage(
+    path, size: tuple[int, int] | None = None, chunk: int = 256, num_threads: int = 1, damage: list | None = None
+) -> Iterator[np.ndarray]:
+    """`iter_frames` (decord, `chunk` frames at a time) that stops at the damage instead of failing: from the chunk that
+    fails on, PyAV decodes (single-threaded, so the same frames every time; decord's threads do not fail at the same
+    frame twice) up to the first frame that does not decode or is flagged corrupt; its number goes to `damage`."""
+    vr = open_video(path, size, num_threads)
+    for a in range(0, len(vr), chunk):
+        try:
+            yield decode_frames(vr, np.arange(a, min(len(vr), a + chunk)), path, size)
+        except VideoError:
+            break
+    else:
+        return
+    del vr
+    n, buf = 0, []
+    h, w = size if size is not None else (None, None)
+    with av.open(str(check_file(path))) as c:
+        for fr in _decoded(c, c.streams.video[0]):
+            n += 1
+            if n <= a:
+                continue
+            buf.append(fr.to_ndarray(width=w, height=h, format="rgb24") if size else fr.to_ndarray(format="rgb24"))
+            if len(buf) == chunk:
+                yield np.stack(buf)
+                buf = []
+    if buf:
+        yield np.stack(buf)
+    if damage is not None:
+        damage.append(max(a, n))
 
 # %% ../../nbs/data/damaged.ipynb #8a6eb693
 def truncated_copy(src, dst, keep: float = 0.9) -> Path:

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 from .core import atomic_write, as_text
 from .videoio import frame_range, open_video, VideoError
-from .clipio import clip_mp4, remux_mp4, source_times
-from .damaged import indexed_frames
+from .clipio import cached_index, clip_mp4, remux_mp4
 
 # %% auto #0
 __all__ = ['write_shards', 'ShardError', 'read_shards', 'sample_frames']
@@ -22,12 +21,12 @@ def _clip_bytes(row: dict) -> bytes:
     """The clip as MP4: the frames shown in [start, end) re-encoded with their timing (`clip_mp4`), or, when the clip is
     the whole file, the file itself (another container re-muxed into MP4 with the same streams)."""
     path = Path(row["path"])
-    times = source_times(path)  # the index is read once, for both decisions
+    ix = cached_index(path)  # read once per file, for both decisions and every clip of it
     start, end = (None if v is None else float(v) for v in (row.get("start"), row.get("end")))
-    a, b = frame_range(times - times[0], start, end)
-    if a == 0 and b == len(times) - 1 and b >= indexed_frames(path):  # a damaged file is re-encoded, never copied
+    a, b = frame_range(ix.times - ix.times[0], start, end)
+    if a == 0 and b == len(ix.times) - 1 and not ix.damaged:  # a damaged file is re-encoded, never copied
         return remux_mp4(path)
-    return clip_mp4(path, start, end, times=times)
+    return clip_mp4(path, start, end, index=ix)
 
 # %% ../../nbs/data/shards.ipynb #f2b864bd
 def _jsonable(v):

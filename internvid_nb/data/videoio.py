@@ -72,7 +72,19 @@ def open_video(path, size: tuple[int, int] | None = None, num_threads: int = 1) 
         raise VideoError(p, f"not a readable video: {_why_unreadable(p)} ({type(e).__name__})") from None
     if len(vr) == 0:
         raise VideoError(p, "the video stream holds no frames")
+    if _mpegts(p):
+        raise VideoError(p, "MPEG-TS: decord returns other frames than the ones asked for in this container (the export "
+                         "and segmentation read it with PyAV instead); remux it to MP4: ffmpeg -i IN.ts -c copy OUT.mp4")
     return vr
+
+
+def _mpegts(p: Path) -> bool:
+    "Whether the file is an MPEG transport stream (.ts, .m2ts), whose frames decord gets wrong, sequentially too."
+    try:
+        with av.open(str(p)) as c:
+            return "mpegts" in c.format.name
+    except (av.FFmpegError, OSError):
+        return False
 
 # %% ../../nbs/data/videoio.ipynb #aa62741b
 def frame_times(vr: decord.VideoReader) -> np.ndarray:

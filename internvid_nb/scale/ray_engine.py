@@ -52,9 +52,13 @@ def start_local(ray, attempts: int = 3, **init_kw):
         except Exception as e:
             if "timed out during startup" not in str(e) or attempt == attempts - 1:
                 raise
-            for p in me.children(recursive=True):
-                if p.pid not in before:
+            left = [p for p in me.children(recursive=True) if p.pid not in before]
+            for p in left:
+                try:
                     p.kill()
+                except psutil.NoSuchProcess:  # it ended on its own meanwhile
+                    pass
+            psutil.wait_procs(left, timeout=10)
             ray.shutdown()
 
 # %% ../../nbs/scale/ray_engine.ipynb #9df4308a
