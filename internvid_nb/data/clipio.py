@@ -25,17 +25,18 @@ __all__ = ['SourceIndex', 'source_index', 'cached_index', 'with_audio', 'clip_mp
 def _decoding_from(c, vs, target: int, first: int):
     """Decoded frames of stream `vs` starting at or before timestamp `target`: a seek can land after it (the MP4
     demuxer seeks by decoding order), so it goes back further, 1 s, then 4 s, ..., to `first`, the stream's first;
-    None when even that lands after it (MPEG-TS), and the caller reads from the start."""
+    None when even that lands after it (MPEG-TS, or a seek to the end of the file), and the caller reads from the
+    start."""
     back = 0
     while True:
         c.seek(max(first, target - back), stream=vs, backward=True)
         frames = (f for f in c.decode(vs) if f.pts is not None)
         head = next(frames, None)
-        if head is None or head.pts <= target:
-            return itertools.chain([head] if head is not None else [], frames)
+        if head is not None and head.pts <= target:
+            return itertools.chain([head], frames)
         if target - back <= first:
             return None
-        back = 4 * back or int(1 / vs.time_base)
+        back = 4 * back or max(1, int(1 / vs.time_base))
 
 
 def _frames_at(path, want: np.ndarray, threads: int = 1):
@@ -86,10 +87,13 @@ class SourceIndex:
 def _shown_pts(path) -> tuple[np.ndarray, Fraction]:
     """Timestamps of the video frames the decoder shows, in presentation order, from demuxing alone: packets an edit
     list hides (the lead-in of a file trimmed with `ffmpeg -ss -c copy`) are left out, as the decoder leaves them."""
-    with av.open(str(path)) as c:
-        vs = c.streams.video[0]
-        pts = [p.pts for p in c.demux(vs) if p.size and p.pts is not None and not p.is_discard]
-        return np.sort(np.array(pts, dtype=np.int64)), vs.time_base
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0]
+            pts = [p.pts for p in c.demux(vs) if p.size and p.pts is not None and not p.is_discard]
+            return np.sort(np.array(pts, dtype=np.int64)), vs.time_base
+    except (av.FFmpegError, IndexError) as e:
+        raise VideoError(path, f"cannot index the video packets ({type(e).__name__}): stream damaged") from None
 
 
 def source_index(path) -> SourceIndex:
@@ -202,9 +206,10 @@ def clip_mp4(
     a, b = frame_range(ts - ts[0], start, end)
     if b <= a:
         raise VideoError(path, f"time range {start}..{end} s holds no frame (the video spans {ts[-1] - ts[0]:.3f} s)")
-    if ix.pts is not None and b > len(ix.pts):
-        raise VideoError(path, f"frames {len(ix.pts)}..{b - 1} lie past what the decoder shows ({len(ix.pts)} of "
-                               f"{len(ts) - 1} frames: an edit list hides the rest)")
+    if ix.pts is not None and b > len(ix.pts):  # an edit list hid lead-in frames: decord lists as many again at the
+        if a >= len(ix.pts):  # end, repeats of the last frame shown; the clip ends with that frame
+            raise VideoError(path, f"frames {a}..{b - 1} lie past the {len(ix.pts)} frames the decoder shows")
+        b = len(ix.pts)
     enc = Mp4Encoder(stream_rate(path), crf, timed=variable_rate(ts))
     if ix.pts is not None:
         frames = _frames_by_pts(path, ix.pts[a:b], ix.pts[0], threads)
@@ -212,6 +217,7 @@ def clip_mp4(
         frames = (f for _, f in _frames_at(path, ts[a:b], threads))
     for i, f in zip(range(a, b), frames):
         enc.add(f, ts[i] - ts[a])
+    frames.close()  # its containers, before the audio pass opens the file again
     return with_audio(enc.close(), path, ix.seconds(a), ix.seconds(b))
 
 # %% ../../nbs/data/clipio.ipynb #f1de852e

@@ -17,7 +17,7 @@ __all__ = ['decodable_times', 'indexed_frames', 'iter_frames_av', 'iter_frames_u
 def _decoded(c, vs) -> Iterator:
     """The frames of stream `vs` decoded packet by packet, in presentation order, up to the first that cannot be
     decoded or that the decoder flags as corrupt."""
-    packets = c.demux(vs)
+    packets, last = c.demux(vs), -(2**62)
     while True:
         try:
             pkt = next(packets)
@@ -27,8 +27,9 @@ def _decoded(c, vs) -> Iterator:
         except av.FFmpegError:  # damage. Frames still waiting in the decoder are not flushed: with B-frames lost, a
             return  # later P-frame would come out after a gap (frame 211 right after 207 in the test below)
         for f in frames:
-            if f.is_corrupt:  # decoded with concealed errors: the damage starts here
+            if f.is_corrupt or (f.pts is not None and f.pts < last):  # concealed errors, or order lost: damage
                 return
+            last = f.pts if f.pts is not None else last
             if f.pts is not None:  # a frame without a time has no place in the index
                 yield f
 
@@ -57,13 +58,18 @@ def indexed_frames(path) -> int:
         return int(c.streams.video[0].frames or 0)
 
 # %% ../../nbs/data/damaged.ipynb #6e6111db
-def iter_frames_av(path, size: tuple[int, int] | None = None, chunk: int = 256) -> Iterator[np.ndarray]:
+def iter_frames_av(
+    path, size: tuple[int, int] | None = None, chunk: int = 256, skip: int = 0
+) -> Iterator[np.ndarray]:
     """The video's frames in order, `chunk` at a time (uint8 [t, H, W, 3], resized to `size=(height, width)`), decoded
-    with PyAV up to the first packet that cannot be decoded: what a damaged file still holds."""
+    with PyAV up to the first packet that cannot be decoded: what a damaged file still holds. The first `skip` frames
+    are decoded but not converted nor given."""
     h, w = size if size is not None else (None, None)
     buf = []
     with av.open(str(check_file(path))) as c:
-        for fr in _decoded(c, c.streams.video[0]):
+        for n, fr in enumerate(_decoded(c, c.streams.video[0])):
+            if n < skip:
+                continue
             buf.append(fr.to_ndarray(width=w, height=h, format="rgb24") if size else fr.to_ndarray(format="rgb24"))
             if len(buf) == chunk:
                 yield np.stack(buf)
@@ -87,21 +93,12 @@ def iter_frames_until_damage(
     else:
         return
     del vr
-    n, buf = 0, []
-    h, w = size if size is not None else (None, None)
-    with av.open(str(check_file(path))) as c:
-        for fr in _decoded(c, c.streams.video[0]):
-            n += 1
-            if n <= a:
-                continue
-            buf.append(fr.to_ndarray(width=w, height=h, format="rgb24") if size else fr.to_ndarray(format="rgb24"))
-            if len(buf) == chunk:
-                yield np.stack(buf)
-                buf = []
-    if buf:
-        yield np.stack(buf)
+    n = a
+    for frames in iter_frames_av(path, size, chunk, skip=a):
+        n += len(frames)
+        yield frames
     if damage is not None:
-        damage.append(max(a, n))
+        damage.append(n)
 
 # %% ../../nbs/data/damaged.ipynb #8a6eb693
 def truncated_copy(src, dst, keep: float = 0.9) -> Path:
