@@ -188,6 +188,28 @@ def test_train_subcommand_under_torchrun_with_two_processes(tmp_path, world):
     assert (tmp_path / "run" / "final").is_dir() and (tmp_path / "run" / "last.pt").exists()
 
 
+def test_training_from_shards_under_torchrun_resumes_with_the_same_loss_curve(tmp_path, world):
+    # two gloo processes stream the shards export wrote (one loader worker each); a run stopped after 3 steps and
+    # resumed logs exactly the losses of a run that did not stop: the stream continued where it was
+    from internvid_nb.data.shards import write_shards
+    from internvid_nb.models.checkpoint import load_torch_file
+    write_shards(world.clips[world.clips.split == "train"].head(48), tmp_path / "shards", shard_size=12)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    def run(out, steps):
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "internvid_nb.cli",
+                            "train", "--shards", str(tmp_path / "shards/shard-{000000..000003}.tar"), "--init", "viclip-tiny",
+                            "--out", str(tmp_path / out), "--batch-size", "8", "--epochs", "1", "--unmasked-epochs", "0",
+                            "--max-steps", str(steps), "--log-every", "1", "--workers", "1"], capture_output=True, text=True, timeout=900, env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        saved = load_torch_file(tmp_path / out / "last.pt", "cpu")
+        return [x["loss"] for x in json.loads(saved["history"])], json.loads(saved["data"]["ranks"])
+    whole, _ = run("whole", 6)
+    run("resumed", 3)
+    again, ranks = run("resumed", 6)
+    assert len(whole) == 6 and again == whole
+    assert [r["batches"] for r in ranks] == [6, 6]            # each rank took one batch of 4 per step
+
+
 def test_pipeline_with_no_video_segmented_exits_1_naming_each_video(tmp_path, capsys):
     pd.DataFrame({"video_id": ["v1", "v2"], "path": ["v1.mp4", "v2.mp4"]}).to_csv(tmp_path / "videos.csv", index=False)   # files that do not exist
     (tmp_path / "p.toml").write_text('videos = "videos.csv"\nout = "run"\nstages = ["curate"]\n')

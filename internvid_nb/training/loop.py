@@ -38,9 +38,13 @@ def batch_indices(step: int, n: int, batch: int, seed: int) -> np.ndarray:
     return perm[k * batch : (k + 1) * batch]
 
 # %% ../../nbs/training/loop.ipynb #9c31fd97
-def save_checkpoint(path, states: dict, step: int, history: list, settings: dict, **extra) -> None:
-    "Write `last.pt`: each object's state_dict under its name, the step, history, settings and `extra` plain values."
-    state = {name: _cpu(obj.state_dict()) for name, obj in states.items()}
+def save_checkpoint(
+    path, states: dict, step: int, history: list, settings: dict, ready: dict | None = None, **extra
+) -> None:
+    """Write `last.pt`: each object's state_dict under its name (or the one given in `ready`), the step, history,
+    settings and `extra` plain values."""
+    ready = ready or {}
+    state = {name: _cpu(ready[name] if name in ready else obj.state_dict()) for name, obj in states.items()}
     state |= {"step": step, "history": json.dumps(history), "train_config": json.dumps(plain(settings)), **extra}
     with atomic_write(path) as f:
         torch.save(state, f)
@@ -134,8 +138,10 @@ def fit(
             else:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if ckpt and (step_no % ckpt_every == 0 or step_no == end):
+            # a state gathered from every rank (a data stream's positions) is taken on every rank, then saved by rank 0
+            ready = {n: o.state_dict() for n, o in states.items() if getattr(o, "collective_state", False)}
             if rank == 0:
-                save_checkpoint(ckpt, states, step_no, history, settings or {}, **extra())
+                save_checkpoint(ckpt, states, step_no, history, settings or {}, ready, **extra())
             if world > 1:
                 dist.barrier()  # no process runs ahead of a checkpoint it might resume from
     return history

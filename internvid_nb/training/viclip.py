@@ -19,12 +19,13 @@ from ..models.viclip import ViCLIP
 from ..models.checkpoint import CheckpointError
 from ..data.transforms import preprocess, train_augment
 from .loop import batch_indices, fit, rank_and_world, seed_from
+from .stream import ShardLoader, ShardStream
 from ..data.core import default_device
 from ..data.core import renamed_args
 
 # %% auto #0
 __all__ = ['gather_features', 'contrastive_loss', 'ClipSet', 'TrainConfig', 'lr_at', 'make_optimizer', 'embed_set', 'recall_at_1',
-           'train', 'set_drop_path', 'wise_ft', 'main']
+           'shard_loader', 'train', 'set_drop_path', 'wise_ft', 'main']
 
 # %% ../../nbs/training/viclip.ipynb #4f191d8a
 def gather_features(x: torch.Tensor) -> torch.Tensor:
@@ -194,11 +195,31 @@ def _data_key(data: ClipSet) -> str:
 
     return hashlib.sha1("\0".join([str(len(data)), *map(str, data.captions)]).encode()).hexdigest()[:16]
 
+# %% ../../nbs/training/viclip.ipynb #a17439df
+def _shards_key(stream: ShardStream) -> str:
+    "A digest of the shards' names and sample count: a checkpoint of other shards is not resumed."
+    import hashlib
+
+    return hashlib.sha1("\0".join([str(stream.samples), *stream.urls]).encode()).hexdigest()[:16]
+
+# %% ../../nbs/training/viclip.ipynb #dea44f2e
+def shard_loader(
+    shards, model: ViCLIP, config: TrainConfig, workers: int = 2, shuffle: int = 1000, decode_size=None
+) -> ShardLoader:
+    """A ShardLoader for `train`: this process's share of each step's batch (per micro-batch), the model's frames
+    and resolution, the config's seed and augmentation, pinned memory on a GPU."""
+    rank, world = rank_and_world()
+    stream = ShardStream(
+        shards, config.batch_size // world // config.grad_accum, model.config.vision.input_resolution,
+        model.config.vision.num_frames, config.seed, shuffle, config.crop_scale, config.hflip, decode_size, rank, world,
+    )
+    return ShardLoader(stream, workers, pin_memory=model.device.type == "cuda")
+
 # %% ../../nbs/training/viclip.ipynb #2669cc73
 @renamed_args(c="config")
 def train(
     model: ViCLIP,
-    data: ClipSet,
+    data: ClipSet | ShardLoader,
     config: TrainConfig,
     out=None,
     val: ClipSet | None = None,
@@ -206,15 +227,18 @@ def train(
     max_steps: int | None = None,
     log=print,
 ) -> list[dict]:
-    """Train `model` on `data`; resumes from `out/last.pt` when present (refused if written with other settings or
-    data). Returns the history of logged rows."""
+    """Train `model` on `data`: a ClipSet in memory, or a ShardLoader streaming shards (`shard_loader`); resumes from
+    `out/last.pt` when present (refused if written with other settings or data; a stream continues where it stopped).
+    Returns the history of logged rows."""
     rank, world = rank_and_world()
     if config.batch_size % (world * config.grad_accum):
         raise ValueError(f"batch_size {config.batch_size} must divide by processes x grad_accum = {world * config.grad_accum}")
-    if len(data) < config.batch_size:
-        raise ValueError(f"{len(data)} clips are fewer than one batch of {config.batch_size}")
+    streaming = isinstance(data, ShardLoader)
+    n_clips = data.dataset.samples if streaming else len(data)
+    if n_clips < config.batch_size:
+        raise ValueError(f"{n_clips} clips are fewer than one batch of {config.batch_size}")
     device = model.device
-    steps_per_epoch = len(data) // config.batch_size
+    steps_per_epoch = n_clips // config.batch_size
     total = int(round((config.epochs + config.unmasked_epochs) * steps_per_epoch))
     main_steps = int(round(config.epochs * steps_per_epoch))
     opt = make_optimizer(model, config)
@@ -223,25 +247,33 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     local = config.batch_size // world
     micro = local // config.grad_accum
+    if streaming and (data.dataset.batch_size, data.dataset.rank, data.dataset.world) != (micro, rank, world):
+        raise ValueError(f"the shard loader makes batches of {data.dataset.batch_size} for rank {data.dataset.rank} of "
+                         f"{data.dataset.world}; this step needs {micro} for rank {rank} of {world}: use shard_loader")
     n_tok = (c_v := model.config.vision).num_frames * (c_v.input_resolution // c_v.patch_size) ** 2
 
     def one_step(step: int) -> dict:
         model.train()
         masking = config.masking_prob if step < main_steps else 0.0
-        mine = batch_indices(step, len(data), config.batch_size, config.seed)[rank * local : (rank + 1) * local]
+        mine = None if streaming else batch_indices(step, n_clips, config.batch_size, config.seed)[rank * local : (rank + 1) * local]
         torch.manual_seed(seed_from(config.seed, step, 1))  # drop path: one stream per step, as in a single process
         noise = torch.rand(config.batch_size, n_tok, generator=torch.Generator().manual_seed(seed_from(config.seed, step, 2)))
         loss_sum = 0.0
         for a in range(config.grad_accum):
-            sel = mine[a * micro : (a + 1) * micro]
-            x = torch.stack([data.train_item(int(i), seed_from(config.seed, step, int(i))) for i in sel]).to(device)
-            ids = model.tokenize([data.captions[i] for i in sel])
+            if streaming:
+                b = data.next()
+                x, captions, source = b["video"].to(device, non_blocking=True), b["caption"], b["source"]
+            else:
+                sel = mine[a * micro : (a + 1) * micro]
+                x = torch.stack([data.train_item(int(i), seed_from(config.seed, step, int(i))) for i in sel]).to(device)
+                captions, source = [data.captions[i] for i in sel], data.source[sel]
+            ids = model.tokenize(captions)
             nz = noise[rank * local + a * micro : rank * local + (a + 1) * micro]
             sync = ddp.no_sync() if world > 1 and a < config.grad_accum - 1 else contextlib.nullcontext()
             with sync:
                 with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                     v, t, scale = ddp(x, ids, masking_prob=masking, mask_noise=nz)
-                    loss = contrastive_loss(v.float(), t.float(), scale, data.source[sel].to(device)) / config.grad_accum
+                    loss = contrastive_loss(v.float(), t.float(), scale, source.to(device)) / config.grad_accum
                 scaler.scale(loss).backward()
             loss_sum += loss.item()
         scaler.step(opt)
@@ -254,14 +286,14 @@ def train(
             row.update(recall_at_1(*embed_set(model, val), val.captions))
         return row
 
-    data_key = _data_key(data)
+    data_key = _data_key(data) if not streaming else _shards_key(data.dataset)
     return fit(
         one_step,
         total,
         opt,
         lambda step: lr_at(step, steps_per_epoch, config),
         run=out,
-        states={"model": model, "optimizer": opt, "scaler": scaler},
+        states={"model": model, "optimizer": opt, "scaler": scaler, **({"data": data} if streaming else {})},
         settings={**asdict(config), "training clips": data_key},
         free=_RESUME_FREE,
         only_known=["training clips"],  # checkpoints older than the digest of the clips have none
@@ -304,8 +336,14 @@ def wise_ft(
 # %% ../../nbs/training/viclip.ipynb #e607d3dc
 def main(argv=None) -> int:
     "Command line for ViCLIP training (works under torchrun)."
-    ap = argparse.ArgumentParser(prog="internvid-train-viclip", description="Train ViCLIP on a clips table.")
-    ap.add_argument("--clips", required=True, help="parquet clips table with path and caption")
+    ap = argparse.ArgumentParser(prog="internvid-train-viclip", description="Train ViCLIP on a clips table or on shards.")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--clips", help="parquet clips table with path and caption (decoded into memory)")
+    src.add_argument("--shards", help="WebDataset shards that export wrote, streamed: a folder, or a brace pattern "
+                     "'runs/export/shards/shard-{000000..000099}.tar'")
+    ap.add_argument("--workers", type=number_arg(int, 0), default=2, help="loader processes per GPU/process for --shards (default 2)")
+    ap.add_argument("--shuffle-buffer", type=number_arg(int, 1), default=1000, help="samples in each worker's shuffle buffer (default 1000)")
+    ap.add_argument("--log-every", type=number_arg(int, 1), default=10, help="steps between log rows (default 10)")
     ap.add_argument(
         "--caption-col",
         default="caption",
@@ -345,12 +383,13 @@ def main(argv=None) -> int:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     from internvid_nb.data.schema import read_parquet, check_cells
 
-    table = read_parquet(a.clips)
-    check_cells(table, a.clips)  # a NaN path or a start of strings, named before training
-    if a.caption_col not in table:
-        ap.error(f"{a.clips}: no caption column {a.caption_col!r} (choose one with --caption-col); "
-                 f"it has {list(table.columns)}")
-    table = table.assign(caption=table[a.caption_col])
+    if a.clips:
+        table = read_parquet(a.clips)
+        check_cells(table, a.clips)  # a NaN path or a start of strings, named before training
+        if a.caption_col not in table:
+            ap.error(f"{a.clips}: no caption column {a.caption_col!r} (choose one with --caption-col); "
+                     f"it has {list(table.columns)}")
+        table = table.assign(caption=table[a.caption_col])
     torch.manual_seed(a.seed)
     model = (
         ViCLIP.from_pretrained(a.init) if a.init else ViCLIP.from_clip(a.init_clip) if a.init_clip else ViCLIP(a.config)
@@ -369,8 +408,12 @@ def main(argv=None) -> int:
         freeze_text=not a.train_text,
         hflip=not a.no_hflip,
         seed=a.seed,
+        log_every=a.log_every,
     )
-    data = ClipSet(table, size, model.config.vision.num_frames, crop_scale=c.crop_scale, hflip=c.hflip)
+    if a.shards:
+        data = shard_loader(a.shards, model, c, a.workers, a.shuffle_buffer)
+    else:
+        data = ClipSet(table, size, model.config.vision.num_frames, crop_scale=c.crop_scale, hflip=c.hflip)
     if a.val:
         check_cells(val_table := read_parquet(a.val), a.val)
     val = ClipSet(val_table, size, model.config.vision.num_frames) if a.val else None
