@@ -30,6 +30,7 @@ from internvid_nb.pipeline.commands import (
     print_error,
 )
 from .data.tables import InputError
+from .evaluation.benchmarks import BENCHMARKS
 
 # %% auto #0
 __all__ = ['POSITIVE', 'COUNT', 'Parser', 'build_parser', 'main']
@@ -200,18 +201,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser(
         "evaluate",
-        help="zero-shot and retrieval on the sample world's held-out clips",
-        description="Writes OUT/evaluate/results.json.",
+        help="zero-shot and retrieval: the sample world, a standard benchmark or your clip table",
+        description="Writes OUT/evaluate/results.json (EvalResult JSON). Without --benchmark or --clips it evaluates "
+        "the sample world's held-out split. With --benchmark it reads the benchmark's official annotation files and "
+        "videos under --root; published numbers are printed beside ours only when the protocol matches.",
     )
     p.add_argument(
         "--model",
         default="viclip-tiny",
-        help="ViCLIP: embedded name, folder, .pth or .safetensors (default viclip-tiny)",
+        help="ViCLIP (embedded name, folder, .pth or .safetensors) or clip:<id or folder> for frame-averaged CLIP "
+        "(default viclip-tiny)",
     )
     p.add_argument("--world", default="", help="sample world folder (default data_samples/sample_world)")
     p.add_argument(
         "--split", default="test", help="split to evaluate (default test: combinations never seen in training)"
     )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--benchmark", choices=list(BENCHMARKS), help="a standard benchmark; needs --root")
+    p.add_argument("--root", help="folder holding the benchmark's annotation files and videos (any layout)")
+    p.add_argument("--annotations", help="the benchmark's annotation file, when its name is not the official one")
+    p.add_argument("--limit", type=number_arg(int, 1), help="evaluate this many items, spread over the split")
+    g.add_argument("--clips", help="your clip table (parquet, csv, jsonl) with captions and optional labels")
+    p.add_argument("--captions", default="caption", help="caption column of --clips (default caption)")
+    p.add_argument("--labels", help="label column of --clips: adds zero-shot recognition over its values")
+    p.add_argument("--videos", help="folder of the videos when --clips has video_id instead of path")
+    p.add_argument("--batch-size", type=number_arg(int, 1), default=32, help="videos per forward pass (default 32)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(fn=cmd_evaluate)
     p = sub.add_parser(

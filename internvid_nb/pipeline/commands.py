@@ -293,22 +293,59 @@ def cmd_export(args) -> int:
     return EXIT_ITEMS_FAILED if errors else EXIT_OK
 
 # %% ../../nbs/pipeline/commands.ipynb #0cc6e6f6
-def cmd_evaluate(args) -> int:
-    c = PipelineConfig(evaluate=EvaluateStageConfig(args.model, args.world or "", args.split))
-    out = Path(args.out)
-    with run_lock(out):
-        res = evaluate_stage(c, out)
-    for r in res:
-        print(
-            f"{r['task']}: "
-            + ", ".join(
-                f"{k} {v:.3f}"
-                for k, v in r["metrics"].items()
-                if isinstance(v, float) and k in ("top1", "top5", "t2v_R@1", "v2t_R@1")
-            )
+def _print_eval(r: dict) -> None:
+    "One line per result: the headline metrics in percent, then what keeps it from the published protocol."
+    keys = ("top1", "top5", "avg", "t2v_R@1", "t2v_R@5", "v2t_R@1")
+    print(
+        printable(
+            f"{r['data']} {r['task']}: "
+            + ", ".join(f"{k} {v:.1f}%" for k, v in r["metrics"].items() if isinstance(v, float) and k in keys)
         )
+    )
+    s = r.get("settings", {})
+    for m in s.get("published", []):
+        print(printable("  published " + ", ".join(f"{k} {v}" for k, v in m.items())))
+    if s.get("protocol_differs"):
+        print(printable("  not beside published numbers: " + "; ".join(s["protocol_differs"])))
+    for clip, cause in s.get("failed", []):
+        print_error(f"failed: {clip}: {cause}")
+
+# %% ../../nbs/pipeline/commands.ipynb #70d81313
+def cmd_evaluate(args) -> int:
+    """The sample world's held-out split (default), a standard benchmark from its official files (`--benchmark`,
+    `--root`) or the user's clip table (`--clips`); EvalResult JSON in OUT/evaluate/results.json."""
+    from internvid_nb.evaluation.video_text import EvalError, save_results
+    from internvid_nb.pipeline.config import RunLayout
+
+    out = Path(args.out)
+    if not (getattr(args, "benchmark", None) or getattr(args, "clips", None)):
+        c = PipelineConfig(evaluate=EvaluateStageConfig(args.model, args.world or "", args.split))
+        with run_lock(out):
+            res = evaluate_stage(c, out)
+    else:
+        from internvid_nb.evaluation.benchmarks import load_benchmark
+        from internvid_nb.evaluation.benchmark_eval import evaluate_benchmark, clips_benchmarks
+        from internvid_nb.models.scorers import video_text_model
+
+        try:
+            if args.benchmark:
+                if not args.root:
+                    raise InputError("--benchmark needs --root, the folder that holds its annotations and videos")
+                benches = [load_benchmark(args.benchmark, args.root, args.annotations, args.limit)]
+            else:
+                table = read_table(args.clips)
+                benches = clips_benchmarks(table, Path(args.clips).stem, args.captions, args.labels, args.videos)
+            model = video_text_model(args.model)
+            with run_lock(out):
+                results = [evaluate_benchmark(model, b, args.batch_size) for b in benches]
+                save_results(results, RunLayout(out).evaluation)
+        except EvalError as e:
+            raise InputError(str(e)) from None
+        res = [asdict(r) for r in results]
+    for r in res:
+        _print_eval(r)
     print(f"results -> {out / 'evaluate' / 'results.json'}")
-    return EXIT_OK
+    return EXIT_ITEMS_FAILED if any(r.get("settings", {}).get("n_failed") for r in res) else EXIT_OK
 
 # %% ../../nbs/pipeline/commands.ipynb #ae86cf2d
 def cmd_generate(args) -> int:

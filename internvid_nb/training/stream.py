@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-
 # %% auto #0
 __all__ = ['expand_shards', 'raw_samples', 'count_samples', 'shuffled', 'needed_frames', 'stable_id', 'ShardStream',
            'ShardLoader']
@@ -23,6 +22,7 @@ def expand_shards(spec) -> list[str]:
     "Shard URLs from a brace pattern ('runs/export/shard-{000000..000099}.tar'), a list of them, or a folder."
     from pathlib import Path
     import braceexpand
+
     if isinstance(spec, (str, Path)) and Path(spec).is_dir():
         urls = sorted(str(p) for p in Path(spec).glob("*.tar"))
     else:
@@ -38,9 +38,11 @@ def expand_shards(spec) -> list[str]:
 def raw_samples(url: str, errors: list) -> Iterator[dict]:
     "The samples of one shard as dicts of bytes ({'__key__', 'mp4', 'txt', 'json'}); a broken shard's error goes to `errors`."
     from webdataset.tariterators import tarfile_samples
+
     def handler(e):
         errors.append(f"{url}: {type(e).__name__}: {e}")
         return True  # skip what is broken and go on
+
     yield from tarfile_samples([{"url": url}], handler=handler)
 
 # %% ../../nbs/training/stream.ipynb #61bf002d
@@ -48,9 +50,14 @@ def count_samples(urls: Sequence[str]) -> int:
     "Samples (mp4 members) in the shards: local tar files by their headers only, other URLs read through."
     import tarfile
     from webdataset.gopen import gopen
+
     n = 0
     for u in urls:
-        with (tarfile.open(u) if "://" not in u and not u.startswith("pipe:") else tarfile.open(fileobj=gopen(u), mode="r|")) as t:
+        with (
+            tarfile.open(u)
+            if "://" not in u and not u.startswith("pipe:")
+            else tarfile.open(fileobj=gopen(u), mode="r|")
+        ) as t:
             n += sum(m.name.endswith(".mp4") for m in t)
     return n
 
@@ -82,6 +89,7 @@ def needed_frames(n: int, num_frames: int, seed: int) -> list[int]:
 def stable_id(text: str) -> int:
     "A 63-bit integer of a string, the same in every process (Python's hash is salted per process)."
     import hashlib
+
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
 # %% ../../nbs/training/stream.ipynb #4b47b4de
@@ -91,12 +99,35 @@ class ShardStream(IterableDataset):
     a seeded shuffle buffer and decodes only the frames the augmentation needs. Batches carry the slot's position,
     so `ShardLoader` can save it and a resumed run starts each slot where it stopped."""
 
-    def __init__(self, shards, batch_size: int, size: int = 224, num_frames: int = 8, seed: int = 0,
-                 shuffle: int = 1000, crop_scale=(0.5, 1.0), hflip: bool = True, decode_size=None,
-                 rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        shards,
+        batch_size: int,
+        size: int = 224,
+        num_frames: int = 8,
+        seed: int = 0,
+        shuffle: int = 1000,
+        crop_scale=(0.5, 1.0),
+        hflip: bool = True,
+        decode_size=None,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.urls = expand_shards(shards)
-        self.batch_size, self.size, self.num_frames, self.seed, self.shuffle = batch_size, size, num_frames, seed, shuffle
-        self.crop_scale, self.hflip, self.decode_size, self.rank, self.world = crop_scale, hflip, decode_size, rank, world
+        self.batch_size, self.size, self.num_frames, self.seed, self.shuffle = (
+            batch_size,
+            size,
+            num_frames,
+            seed,
+            shuffle,
+        )
+        self.crop_scale, self.hflip, self.decode_size, self.rank, self.world = (
+            crop_scale,
+            hflip,
+            decode_size,
+            rank,
+            world,
+        )
         self.offset, self.positions = 0, {}  # set by ShardLoader before each DataLoader iterator starts
         self._samples = None
 
@@ -111,8 +142,10 @@ class ShardStream(IterableDataset):
         "The shards that slot (rank, role) reads in `epoch`."
         slots = self.world * roles
         if len(self.urls) < slots:
-            raise ValueError(f"{len(self.urls)} shards cannot feed {self.world} process(es) x {roles} worker(s): "
-                             f"write at least {slots} shards (export --shard-size), or use fewer workers")
+            raise ValueError(
+                f"{len(self.urls)} shards cannot feed {self.world} process(es) x {roles} worker(s): "
+                f"write at least {slots} shards (export --shard-size), or use fewer workers"
+            )
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.urls))
         return [self.urls[i] for i in order[self.rank * roles + role :: slots]]
 
@@ -120,6 +153,7 @@ class ShardStream(IterableDataset):
         "(float [T, 3, size, size], caption, source id) of one raw sample."
         import decord
         from internvid_nb.data.transforms import train_augment
+
         meta = json.loads(sample["json"]) if "json" in sample else {}
         caption = sample["txt"].decode("utf-8") if "txt" in sample else meta.get("caption")
         if not isinstance(caption, str) or not caption.strip():
@@ -161,8 +195,14 @@ class ShardStream(IterableDataset):
     @staticmethod
     def collate(batch, role, epoch, k, errors) -> dict:
         x, captions, source, keys = zip(*batch)
-        return {"video": torch.stack(x), "caption": list(captions), "source": torch.tensor(source), "key": list(keys),
-                "position": (role, epoch, k), "errors": list(errors)}
+        return {
+            "video": torch.stack(x),
+            "caption": list(captions),
+            "source": torch.tensor(source),
+            "key": list(keys),
+            "position": (role, epoch, k),
+            "errors": list(errors),
+        }
 
 # %% ../../nbs/training/stream.ipynb #1926794a
 class ShardLoader:
@@ -178,10 +218,17 @@ class ShardLoader:
 
     def _iterator(self):
         from torch.utils.data import DataLoader
+
         roles = max(1, self.workers)
         self.dataset.offset, self.dataset.positions = self.batches % roles, dict(self.positions)
-        dl = DataLoader(self.dataset, batch_size=None, num_workers=self.workers, pin_memory=self.pin_memory,
-                        prefetch_factor=self.prefetch if self.workers else None, persistent_workers=False)
+        dl = DataLoader(
+            self.dataset,
+            batch_size=None,
+            num_workers=self.workers,
+            pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch if self.workers else None,
+            persistent_workers=False,
+        )
         return iter(dl)
 
     def next(self) -> dict:
@@ -198,11 +245,16 @@ class ShardLoader:
         return b
 
     def state_dict(self) -> dict:
-        mine = {"batches": self.batches, "positions": {str(r): list(p) for r, p in self.positions.items()},
-                "workers": self.workers, "bad": len(self.bad)}
+        mine = {
+            "batches": self.batches,
+            "positions": {str(r): list(p) for r, p in self.positions.items()},
+            "workers": self.workers,
+            "bad": len(self.bad),
+        }
         world = self.dataset.world
         if world > 1:
             import torch.distributed as dist
+
             every = [None] * world
             dist.all_gather_object(every, mine)
         else:
@@ -212,8 +264,10 @@ class ShardLoader:
     def load_state_dict(self, state: dict) -> None:
         every = json.loads(state["ranks"])
         if len(every) != self.dataset.world or every[0]["workers"] != self.workers:
-            raise ValueError(f"the stream position was saved with {len(every)} process(es) x {every[0]['workers']} "
-                             f"worker(s); this run has {self.dataset.world} x {self.workers}: resume with those")
+            raise ValueError(
+                f"the stream position was saved with {len(every)} process(es) x {every[0]['workers']} "
+                f"worker(s); this run has {self.dataset.world} x {self.workers}: resume with those"
+            )
         mine = every[self.dataset.rank]
         self.batches = mine["batches"]
         self.positions = {int(r): tuple(p) for r, p in mine["positions"].items()}
