@@ -79,3 +79,14 @@ def test_evaluate_bad_benchmark_inputs_exit_4_naming_the_cause(tmp_path, capsys)
     t.write_text("clip_id,path\na,/nowhere.mp4\n")
     assert main(["evaluate", "--clips", str(t), "--out", str(tmp_path / "o")]) == EXIT_INPUT
     assert "nothing to evaluate" in capsys.readouterr().err
+
+
+def test_pipeline_evaluates_a_standard_benchmark_and_the_report_says_why_no_published_number_stands_beside(tmp_path, test_clips):
+    root = write_benchmark_copy("msrvtt", test_clips.head(12), tmp_path / "msrvtt")
+    (tmp_path / "p.toml").write_text(f'out = "run"\nstages = ["evaluate", "report"]\n[evaluate]\nbenchmark = "msrvtt"\nroot = "{root}"\n')
+    assert main(["pipeline", str(tmp_path / "p.toml"), "--no-progress"]) == EXIT_OK
+    (r,) = _results(tmp_path / "run")
+    assert (r["data"], r["metrics"]["n_videos"]) == ("msrvtt", 12)
+    html = (tmp_path / "run" / "index.html").read_text()
+    assert "none: 12 videos evaluated; the official split has 1000" in html
+    assert "42.4" in html  # the paper's numbers are listed for reference, in their own table

@@ -98,20 +98,39 @@ def cached_embeddings(
     return emb
 
 # %% ../../nbs/evaluation/video_text.ipynb #49bae547
-def class_embeddings(model, classes: Mapping[str, str | Sequence[str]], templates: Sequence[str]) -> torch.Tensor:
-    "[C, D]: for each class (label -> name or names) the normalised mean of its prompts' text embeddings."
+def class_embeddings(
+    model,
+    classes: Mapping[str, str | Sequence[str]],
+    templates: Sequence[str],
+    renormalise: bool = True,
+    text=lambda s: s,
+) -> torch.Tensor:
+    """[C, D]: for each class (label -> name or names) the mean of its prompts' normalised text embeddings, normalised
+    again unless `renormalise=False` (then a video's score is the mean cosine over the prompts, as the ViCLIP release
+    scores). `text` rewrites each prompt first."""
     out = []
     for label, names in classes.items():
         names = [names] if isinstance(names, str) else list(names)
-        prompts = [t.format(n) for n in names for t in templates]
-        out.append(F.normalize(encode_texts(model, prompts).mean(0), dim=-1))
+        prompts = [text(t.format(n)) for n in names for t in templates]
+        m = encode_texts(model, prompts).mean(0)
+        out.append(F.normalize(m, dim=-1) if renormalise else m)
     return torch.stack(out)
 
 # %% ../../nbs/evaluation/video_text.ipynb #49510c11
-def zero_shot(video_emb, class_emb, labels: Sequence[str], classes: Sequence[str], allow_empty: bool = False) -> dict:
-    "top1, top5, avg, mean_class_recall (percent) and per-class recall of clips with `labels` among `classes`."
+def zero_shot(
+    video_emb,
+    class_emb,
+    labels: Sequence[str],
+    classes: Sequence[str],
+    allow_empty: bool = False,
+    normalise_classes: bool = True,
+) -> dict:
+    """top1, top5, avg, mean_class_recall (percent) and per-class recall of clips with `labels` among `classes`.
+    `normalise_classes=False` scores with the class vectors as given (means of unit prompt embeddings)."""
     v = check_embeddings(video_emb, "video embeddings")
     c = check_embeddings(class_emb, "class embeddings", v.shape[1])
+    if not normalise_classes:
+        c = torch.as_tensor(class_emb).float()
     classes = list(classes)
     if len(classes) != len(c):
         raise EvalError(f"{len(classes)} class names but {len(c)} class embeddings")

@@ -57,8 +57,12 @@ class EvaluateStageConfig:
     world: str = ""  # sample world folder ("": data_samples/sample_world)
     split: str = "test"
     # `module:function(model, config) -> list[EvalResult]`: the benchmark that evaluates the model; the default one
-    # reads the sample world's held-out split, point it at your own to evaluate on your data
+    # reads the sample world's held-out split, point it at your own to evaluate on your data. A standard benchmark's
+    # name (msrvtt, k400, ...: evaluation.benchmarks.BENCHMARKS) reads its official files under `root`.
     benchmark: str = "internvid_nb.world.comparisons:world_benchmark"
+    root: str = ""  # a standard benchmark's folder (annotation files and videos)
+    annotations: str = ""  # its annotation file, when not under its official name
+    limit: int = 0  # > 0: evaluate this many items, spread over the split
 
 # %% ../../nbs/pipeline/config.ipynb #4f7198ea
 @dataclass
@@ -154,7 +158,7 @@ def load_config(path, overrides: dict | None = None) -> PipelineConfig:
     if "curate" in c.stages and not c.videos:
         raise InputError(f"{p}: the curate stage needs `videos` (a table or a folder)")
     rel = lambda x: str(x) if not x or Path(x).is_absolute() else str((p.parent / x).resolve())
-    c.videos, c.evaluate.world = rel(c.videos), rel(c.evaluate.world)
+    c.videos, c.evaluate.world, c.evaluate.root = rel(c.videos), rel(c.evaluate.world), rel(c.evaluate.root)
     if not (overrides or {}).get("out"):
         c.out = rel(c.out)
     return c

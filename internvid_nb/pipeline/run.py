@@ -100,6 +100,12 @@ def train_stage(config: PipelineConfig, out: Path, log=print) -> dict:
 # %% ../../nbs/pipeline/run.ipynb #5984d8ce
 def benchmark_function(spec: str) -> Callable:
     "The function named by `spec` ('package.module:function'), or an InputError naming what is missing."
+    from internvid_nb.evaluation.benchmarks import BENCHMARKS
+
+    if spec in BENCHMARKS:
+        from internvid_nb.evaluation.benchmark_eval import standard_benchmark
+
+        return standard_benchmark
     module, _, name = spec.partition(":")
     try:
         return getattr(importlib.import_module(module), name)
