@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "nbs" / "ui" / "inspector.ipynb"
+EXPLORER = ROOT / "nbs" / "ui" / "explorer.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 OUT = ROOT / "outputs" / "tests" / "test_lab"
 SHOT = OUT / "inspector.png"
@@ -44,13 +45,12 @@ def _stop(proc: subprocess.Popen, base: str, token: str):
         except subprocess.TimeoutExpired: pass
 
 
-@pytest.fixture
-def lab(tmp_path):
-    "A JupyterLab server on 127.0.0.1 serving a temp folder that holds a copy of the inspector notebook."
+def _lab(tmp_path, notebook: Path):
+    "A JupyterLab server on 127.0.0.1 serving a temp folder that holds a copy of `notebook`."
     OUT.mkdir(parents=True, exist_ok=True)
     work = tmp_path / "lab"
     work.mkdir()
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)                             # autosave writes the copy, never nbs/
+    shutil.copy(notebook, work / notebook.name)                             # autosave writes the copy, never nbs/
     port, token = _free_port(), secrets.token_hex(16)
     # Jupyter's and IPython's config, data and runtime files, Lab's settings and workspaces, all in the temp folder:
     # no user state leaks in or out (kernelspecs and Lab extensions still come from the venv).
@@ -75,9 +75,19 @@ def lab(tmp_path):
             assert proc.poll() is None, f"jupyter lab exited with {proc.returncode}; see {log}:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"jupyter lab did not answer within 60 s; see {log}"
             time.sleep(0.5)
-        yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}"
+        yield f"{base}/lab/tree/{notebook.name}?token={token}"
     finally:
         _stop(proc, base, token)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    yield from _lab(tmp_path, NOTEBOOK)
+
+
+@pytest.fixture
+def lab_explorer(tmp_path):
+    yield from _lab(tmp_path, EXPLORER)
 
 
 def _sync_playwright():
@@ -122,6 +132,12 @@ def test_inspector_slider_changes_count_in_jupyterlab(lab):
 
 
 def _drive(page, url, expect):
+    notebook, idle = _run_all(page, url, expect, RUN_TIMEOUT_MS, SHOT)
+    _drive_inspector(page, notebook, idle, expect)
+
+
+def _run_all(page, url, expect, timeout_ms, shot):
+    "Open the notebook, wait for its kernel, Run All Cells from the menu, and wait until every cell ran without error."
     page.goto(url)
     # The notebook starts its python3 kernel (from its metadata) on opening; wait until the status bar shows it idle.
     # Running cells before that makes Lab ask for a kernel. Should it ask anyway, take the kernel it offers.
@@ -138,12 +154,16 @@ def _drive(page, url, expect):
 
     # Wait until every code cell has run: a number in each prompt, none pending ([*]) or skipped after an error ([ ]).
     prompts = notebook.locator(".jp-CodeCell .jp-InputPrompt")
-    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + timeout_ms / 1000
     while not all(re.fullmatch(r"\[\d+\]:", t.strip()) for t in prompts.all_text_contents()):
-        assert time.monotonic() < deadline, f"the notebook did not finish running: prompts {prompts.all_text_contents()}; see {SHOT}"
+        assert time.monotonic() < deadline, f"the notebook did not finish running: prompts {prompts.all_text_contents()}; see {shot}"
         page.wait_for_timeout(500)
     errors = notebook.locator(".jp-OutputArea-output", has_text="Traceback")
-    assert errors.count() == 0, f"the notebook raised: {errors.first.inner_text()[:2000]}; see {SHOT}"
+    assert errors.count() == 0, f"the notebook raised: {errors.first.inner_text()[:2000]}; see {shot}"
+    return notebook, idle
+
+
+def _drive_inspector(page, notebook, idle, expect):
 
     # The inspector: one slider per score column, and the count line under them.
     count = notebook.locator(".widget-html-content", has_text="clips pass the filters")
@@ -180,3 +200,74 @@ def _drive(page, url, expect):
     _center(slider)
     page.screenshot(path=str(SHOT))
     assert total_after == total and after < before, f"count went {before_text!r} -> {after_text!r}; see {SHOT}"
+
+
+EXPLORER_SHOT = OUT / "explorer.png"
+EXPLORER_TIMEOUT_MS = 300_000     # the explorer notebook fits UMAP (numba compiles it first) and encodes 48 clips
+
+
+def test_explorer_search_lasso_export_in_jupyterlab(lab_explorer):
+    "Type a clip's caption into the search box, see that clip ranked first, lasso part of the map, export, read it back."
+    from internvid_nb.data.tables import read_table
+    from internvid_nb.world.sampleworld import load_world
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing; {SETUP}"
+    sync_playwright, expect = _sync_playwright()
+    test = load_world().clips.query("split == 'test'").reset_index(drop=True)
+    EXPLORER_SHOT.unlink(missing_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.set_default_timeout(30_000)
+            expect.set_options(timeout=30_000)
+            try:
+                notebook, idle = _run_all(page, lab_explorer, expect, EXPLORER_TIMEOUT_MS, EXPLORER_SHOT)
+                written = _drive_explorer(page, notebook, idle, expect, test)
+            except BaseException:
+                page.screenshot(path=str(EXPLORER_SHOT))
+                raise
+        finally:
+            browser.close()
+    back = read_table(written)
+    assert 0 < len(back) < len(test) and set(back.video_id) <= set(test.video_id)
+
+
+def _drive_explorer(page, notebook, idle, expect, test) -> Path:
+    # The last explorer of the notebook is the one with search and selection.
+    box = notebook.locator("input[placeholder='search clips by text']").last
+    _center(box)
+    box.fill(test.caption_true[5])
+    box.press("Enter")                                                     # the value is sent on Enter
+    first = notebook.locator("table.ivnb-results").last.locator("tr").nth(1)
+    expect(first).to_contain_text(test.clip_id[5], timeout=60_000)         # the clip whose caption it is, ranked first
+    # Lasso the left half of the map: a closed path dragged over the plot area (dragmode is lasso).
+    plot = notebook.locator(".js-plotly-plot").last
+    _center(plot)
+    expect(plot.locator(".scatterlayer .point")).not_to_have_count(0)      # the map is drawn (SVG at this size)
+    summary = notebook.locator(".widget-html-content", has_text="clips selected").last
+    before = summary.inner_text()                                          # the notebook's own last selection
+    area = plot.locator(".nsewdrag").first.bounding_box()
+    x0, y0, w, h = area["x"], area["y"], area["width"], area["height"]
+    path = [(x0 + 2, y0 + 2), (x0 + w * 0.5, y0 + 2), (x0 + w * 0.5, y0 + h - 2), (x0 + 2, y0 + h - 2), (x0 + 2, y0 + 3)]
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    expect(summary).not_to_have_text(before, timeout=60_000)               # the kernel took the lasso's points
+    expect(idle).to_have_count(1)                                          # ... from every trace (one call each)
+    page.wait_for_timeout(1000)
+    n = int(re.search(r"([\d,]+)\s+of\s+[\d,]+\s+clips selected", summary.inner_text())[1].replace(",", ""))
+    assert 0 < n < len(test), f"the lasso selected {n} clips; see {EXPLORER_SHOT}"
+    # Name the subset and export it as jsonl; the panel says where it went.
+    name = notebook.locator(".widget-text", has_text="subset").last.locator("input")
+    name.fill("lassoed")
+    name.press("Tab")
+    notebook.locator("button", has_text=re.compile(r"^export$")).last.click()
+    msg = notebook.locator(".widget-html-content", has_text="wrote").last
+    expect(msg).to_contain_text(f"wrote {n} clips to", timeout=60_000)
+    expect(idle).to_have_count(1)
+    _center(plot)
+    page.screenshot(path=str(EXPLORER_SHOT))
+    return Path(re.search(r"to (\S+lassoed\.jsonl)", msg.inner_text())[1])

@@ -41,59 +41,55 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 # %% ../../nbs/data/search.ipynb #7f725c8e
 class ClipSearch:
-    """Cosine nearest neighbours over clip embeddings kept as float16 (half the memory of float32): exact, by chunked
-    float32 matrix products, up to `exact_limit` clips; beyond that an inverted-file index of faiss (IVF with float16
-    vectors, inner product) whose recall against exact search `recall` measures."""
+    """Cosine nearest neighbours over clip embeddings stored as float16 (half of float32's memory). Exact search scans
+    them all with faiss's SIMD float16 kernels; past `exact_limit` clips an inverted-file index (IVF, float16 vectors,
+    inner product) answers instead, looking at `nprobe` of its `nlist` k-means cells; `recall` measures it against
+    exact search."""
 
-    CHUNK = 65536  # rows per float32 block of the exact search: 128 MiB at D = 512
+    CHUNK = 65536  # rows converted to float32 at a time when adding
 
     def __init__(self, emb, exact_limit: int = 1_000_000, nlist: int | None = None, nprobe: int = 32, seed: int = 0):
-        self.emb = normalised(emb).astype(np.float16)
-        self.exact_limit, self.nprobe, self.seed = exact_limit, nprobe, seed
-        self.nlist = nlist or max(1, min(int(4 * np.sqrt(len(self.emb))), len(self.emb) // 39))
+        import faiss
+
+        x = np.asarray(emb)
+        if x.ndim != 2 or not len(x):
+            raise SearchError(f"embeddings: expected [N, D] with N > 0, got shape {x.shape}")
+        self.dim, self.exact_limit, self.nprobe, self.seed = x.shape[1], exact_limit, nprobe, seed
+        self.nlist = nlist or max(1, min(int(4 * np.sqrt(len(x))), len(x) // 39))
+        self.flat = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        for s in range(0, len(x), self.CHUNK):
+            self.flat.add(normalised(x[s : s + self.CHUNK], f"embeddings {s}..{s + self.CHUNK - 1}"))
         self.index = None
-        if len(self.emb) > exact_limit:
+        if len(x) > exact_limit:
             self.build()
 
-    @property
-    def dim(self) -> int:
-        return self.emb.shape[1]
-
     def __len__(self) -> int:
-        return len(self.emb)
+        return self.flat.ntotal
+
+    def vectors(self, idx) -> np.ndarray:
+        "The stored (float16-rounded) unit vectors of clips `idx`, as float32 [len(idx), D]."
+        return self.flat.reconstruct_batch(np.asarray(idx, dtype=np.int64))
 
     def build(self):
         "The approximate index: k-means cells trained on a sample of at most 64 points per cell, every vector added."
         import faiss
 
-        faiss.omp_set_num_threads(max(1, faiss.omp_get_max_threads()))
         quantizer = faiss.IndexFlatIP(self.dim)
         index = faiss.IndexIVFScalarQuantizer(
             quantizer, self.dim, self.nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
         )
         rng = np.random.default_rng(self.seed)
-        sample = rng.choice(len(self.emb), min(len(self.emb), 64 * self.nlist), replace=False)
-        index.train(self.emb[np.sort(sample)].astype(np.float32))
-        for s in range(0, len(self.emb), self.CHUNK):
-            index.add(self.emb[s : s + self.CHUNK].astype(np.float32))
+        index.train(self.vectors(np.sort(rng.choice(len(self), min(len(self), 64 * self.nlist), replace=False))))
+        for s in range(0, len(self), self.CHUNK):
+            index.add(self.vectors(np.arange(s, min(s + self.CHUNK, len(self)))))
         index.nprobe = self.nprobe
         self.index = index
         return self
 
     def exact(self, query, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         "The k best clips of each query [Q, D] (or [D]) by exact cosine similarity: (indices [Q, k], scores [Q, k])."
-        q = self._query(query)
-        best_i, best_s = None, None
-        for s in range(0, len(self.emb), self.CHUNK):
-            sc = self.emb[s : s + self.CHUNK].astype(np.float32) @ q.T  # [c, Q]
-            i, v = top_k(sc.T, k)
-            i = i + s
-            if best_i is None:
-                best_i, best_s = i, v
-            else:
-                j, best_s = top_k(np.concatenate([best_s, v], 1), k)
-                best_i = np.take_along_axis(np.concatenate([best_i, i], 1), j, 1)
-        return best_i, best_s
+        s, i = self.flat.search(self._query(query), min(k, len(self)))
+        return i, s
 
     def search(self, query, k: int = 10, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         "The k best clips of each query: exact search unless the approximate index is built (or `exact` says)."
@@ -108,7 +104,7 @@ class ClipSearch:
         "The k clips most like clip `i` (itself left out)."
         if not 0 <= i < len(self):
             raise SearchError(f"clip {i} is not among the {len(self)} clips")
-        idx, sc = self.search(self.emb[i].astype(np.float32), k + 1, exact)
+        idx, sc = self.search(self.vectors([i]), k + 1, exact)
         keep = idx[0] != i
         return idx[0][keep][:k], sc[0][keep][:k]
 
