@@ -32,8 +32,10 @@ test: $(STAMP)
 	bash tests/setup_browser.sh $(BIN)/python
 	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider
 
+# nbdev's pre-save hook cleans each notebook as Lab saves it (kernelspec, language_info, execution counts), so opening
+# a notebook does not mark it changed in git (jupyter_server_config.py sets the same for a plain `jupyter lab` here).
 lab: $(STAMP)
-	$(BIN)/jupyter lab nbs/
+	$(BIN)/jupyter lab --ContentsManager.pre_save_hook=nbdev.clean.clean_jupyter nbs/
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results/bench.json
@@ -50,12 +52,12 @@ readme: $(STAMP)
 
 # Retrain the embedded viclip-tiny (about 25 minutes on 2 CPU cores); writes data_samples/models/viclip-tiny.
 train-tiny: $(STAMP)
-	$(BIN)/python -c "from internvid_nb.world.viclip_tiny import train_viclip_tiny; print(train_viclip_tiny()[1])"
+	$(BIN)/python -c "from internvid_nb.world.viclip_tiny import train_viclip_tiny; print(train_viclip_tiny(replace_shipped=True)[1])"
 
 # Retrain the embedded captioner-tiny and summarizer-tiny (about 15 minutes on 2 CPU cores); writes data_samples/models.
 train-captioner: $(STAMP)
-	$(BIN)/python -c "from internvid_nb.world.captioning import train_caption_models; s = train_caption_models(); print(s['coarse'], s['summary'])"
+	$(BIN)/python -c "from internvid_nb.world.captioning import train_caption_models; s = train_caption_models(replace_shipped=True); print(s['coarse'], s['summary'])"
 
 # Retrain the embedded text-to-video default (data_samples/models/t2v-tiny); resumable from data_samples/models/t2v-tiny-run.
 train-t2v: $(STAMP)
-	$(BIN)/python -c "from internvid_nb.world.generation import train_t2v_tiny; train_t2v_tiny()"
+	$(BIN)/python -c "from internvid_nb.world.generation import train_t2v_tiny; train_t2v_tiny(replace_shipped=True)"

@@ -51,6 +51,7 @@ def _lab(tmp_path, notebook: Path):
     work = tmp_path / "lab"
     work.mkdir()
     shutil.copy(notebook, work / notebook.name)                             # autosave writes the copy, never nbs/
+    shutil.copy(ROOT / "settings.ini", work / "settings.ini")               # nbdev's pre-save hook reads it
     port, token = _free_port(), secrets.token_hex(16)
     # Jupyter's and IPython's config, data and runtime files, Lab's settings and workspaces, all in the temp folder:
     # no user state leaks in or out (kernelspecs and Lab extensions still come from the venv).
@@ -60,6 +61,7 @@ def _lab(tmp_path, notebook: Path):
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
            "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
            f"--ServerApp.root_dir={work}",
+           "--ContentsManager.pre_save_hook=nbdev.clean.clean_jupyter",     # as `make lab` runs it
            "--LabApp.news_url=None"]                                        # the server fetches no news either
     # Never ask about (nor fetch) Jupyter news, and no toasts over the screenshot.
     notes = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -106,8 +108,16 @@ def _count(text: str) -> tuple[int, int]:
 
 
 def _center(locator):
-    "Scroll the notebook so the element sits mid-screen: in view for the mouse, with its cell's code above it."
-    locator.evaluate("e => e.scrollIntoView({block: 'center'})")
+    """Scroll the notebook so the element sits mid-screen: in view for the mouse, with its cell's code above it.
+    Lab 4 renders long cells lazily, so the page can still move after a scroll: repeat until the element stays put."""
+    last = None
+    for _ in range(20):
+        locator.evaluate("e => e.scrollIntoView({block: 'center'})")
+        locator.page.wait_for_timeout(300)
+        box = locator.bounding_box()
+        if box and box == last:
+            return
+        last = box
 
 
 def test_inspector_slider_changes_count_in_jupyterlab(lab):
@@ -206,7 +216,7 @@ EXPLORER_SHOT = OUT / "explorer.png"
 EXPLORER_TIMEOUT_MS = 300_000     # the explorer notebook fits UMAP (numba compiles it first) and encodes 48 clips
 
 
-def test_explorer_search_lasso_export_in_jupyterlab(lab_explorer):
+def test_explorer_search_lasso_export_in_jupyterlab(lab_explorer, tmp_path):
     "Type a clip's caption into the search box, see that clip ranked first, lasso part of the map, export, read it back."
     from internvid_nb.data.tables import read_table
     from internvid_nb.world.sampleworld import load_world
@@ -231,6 +241,9 @@ def test_explorer_search_lasso_export_in_jupyterlab(lab_explorer):
             browser.close()
     back = read_table(written)
     assert 0 < len(back) < len(test) and set(back.video_id) <= set(test.video_id)
+    # Saved from Lab, the notebook keeps the metadata it was committed with (nbdev's pre-save hook, as `make lab`)
+    saved = json.loads((tmp_path / "lab" / EXPLORER.name).read_text())
+    assert saved["metadata"] == json.loads(EXPLORER.read_text())["metadata"], saved["metadata"]
 
 
 def _drive_explorer(page, notebook, idle, expect, test) -> Path:
@@ -270,4 +283,7 @@ def _drive_explorer(page, notebook, idle, expect, test) -> Path:
     expect(idle).to_have_count(1)
     _center(plot)
     page.screenshot(path=str(EXPLORER_SHOT))
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^File$")).click()   # File > Save: the pre-save hook runs
+    page.locator(".lm-Menu-item", has_text=re.compile(r"^Save Notebook")).first.click()
+    page.wait_for_timeout(3000)
     return Path(re.search(r"to (\S+lassoed\.jsonl)", msg.inner_text())[1])

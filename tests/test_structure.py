@@ -1,5 +1,5 @@
 "The structure's figures stay within the limits of issue 18 (tools/structure_figures.py), and the 0.1 import paths still work."
-import subprocess, sys, warnings
+import json, subprocess, sys, warnings
 from pathlib import Path
 import pytest
 
@@ -84,3 +84,18 @@ def test_no_undefined_or_shadowed_names_in_the_package():
     r = subprocess.run([str(ruff), "check", "--select", "F821,F811,F401", "--no-cache", "--output-format", "concise",
                         "--exclude", "_modidx.py", str(ROOT / "internvid_nb")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_notebook_opened_in_jupyterlab_is_saved_unchanged():
+    "nbdev's pre-save hook (jupyter_server_config.py, make lab) undoes what JupyterLab writes into an opened notebook."
+    from execnb.nbio import nb2str
+    from nbdev.clean import clean_jupyter
+    root = Path(__file__).resolve().parent.parent
+    assert 'pre_save_hook = "nbdev.clean.clean_jupyter"' in (root / "jupyter_server_config.py").read_text()
+    path = root / "nbs" / "ui" / "selection.ipynb"
+    nb = json.loads(path.read_text())
+    nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+                      "language_info": {"name": "python", "version": "3.11.7", "file_extension": ".py"}}
+    nb["cells"][1]["execution_count"] = 3                                # as Lab saves it
+    clean_jupyter(str(path), {"type": "notebook", "content": nb})        # what the server calls before writing
+    assert nb2str(nb) == path.read_text()                               # the bytes on disk do not change

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_folder', 'as_text', 'printable', 'number_arg', 'ItemResult', 'map_items',
-           'default_device', 'renamed_args', 'repo_root', 'data_samples_dir']
+           'default_device', 'renamed_args', 'repo_root', 'retrained_path', 'data_samples_dir']
 
 # %% ../../nbs/data/core.ipynb #53c46a6c
 _UMASK = os.umask(0)
@@ -205,6 +205,15 @@ def repo_root() -> Path:
     return here.parent
 
 # %% ../../nbs/data/core.ipynb #4325211d
+def retrained_path(name: str, out=None, replace_shipped: bool = False) -> Path:
+    """Where a retraining writes model `name`: `out` when given; the shipped copy in data_samples/models only when
+    `replace_shipped` asks for it (`make train-*` does); otherwise outputs/retrained/<name>, so that running a notebook
+    never overwrites a shipped model."""
+    if out is not None:
+        return Path(out)
+    return data_samples_dir() / "models" / name if replace_shipped else repo_root() / "outputs" / "retrained" / name
+
+
 def data_samples_dir() -> Path:
     "The folder holding the sample world, real-clip notes and the embedded default models."
     env = os.environ.get("INTERNVID_DATA")

@@ -136,7 +136,11 @@ def fit(
             if callback:
                 callback(row)
             else:
-                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+                eta = (time.time() - t0) / max(1, step_no - first) * (end - step_no)  # at this run's pace so far
+                log(
+                    " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                    + f" eta={eta / 60:.1f}min"
+                )
         if ckpt and (step_no % ckpt_every == 0 or step_no == end):
             # a state gathered from every rank (a data stream's positions) is taken on every rank, then saved by rank 0
             ready = {n: o.state_dict() for n, o in states.items() if getattr(o, "collective_state", False)}

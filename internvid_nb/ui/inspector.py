@@ -4,28 +4,41 @@
 
 # %% ../../nbs/ui/inspector.ipynb #49d7d673
 from __future__ import annotations
-import html
+import html, io
 import numpy as np
 import pandas as pd
 import ipywidgets as W
-from ..data.videoio import read_frames, gif_bytes, segments, VideoError
+from .explorer import clip_gif
 
 # %% auto #0
-__all__ = ['SCORE_COLUMNS', 'CAPTION_COLUMNS', 'CaptionInspector']
+__all__ = ['SCORE_COLUMNS', 'SCORE_HELP', 'CAPTION_COLUMNS', 'CaptionInspector']
 
 # %% ../../nbs/ui/inspector.ipynb #341fe532
 SCORE_COLUMNS = ("sim_score", "aes_score", "motion_score", "sampled_motion", "caption_words")
+
+# %% ../../nbs/ui/inspector.ipynb #d94f69fe
+SCORE_HELP = {
+    "sim_score": "video-text similarity: cosine of the clip's and its caption's embeddings (ViCLIP or UMT); low means "
+    "the caption does not describe the clip (FLT keeps the top 30%)",
+    "aes_score": "aesthetic score on LAION's 0-10 scale, or its stand-in (blur, blockiness, noise, tonal range) "
+    "without the weights (Aes keeps >= 4)",
+    "motion_score": "mean frame-to-frame change: near 0 is a still clip, very high is extreme motion",
+    "sampled_motion": "motion measured on the sampled frames only",
+    "caption_words": "words in the caption",
+}
 
 # %% ../../nbs/ui/inspector.ipynb #da7a5cc6
 CAPTION_COLUMNS = (("caption", "caption"), ("caption_coarse", "coarse"), ("caption_summary", "summary"))
 
 # %% ../../nbs/ui/inspector.ipynb #f6c85234
 class CaptionInspector:
-    "An ipywidgets browser over a clips table: score sliders, a live count, preview and escaped captions."
+    """An ipywidgets browser over a clips table of any size: a slider per score with its histogram (the threshold and
+    the share kept marked), a live count, the passing clips a page at a time, and the chosen clip's preview at its
+    own aspect ratio beside its escaped captions (fine captions with their times)."""
 
-    def __init__(self, table: pd.DataFrame, preview_frames: int = 16):
+    def __init__(self, table: pd.DataFrame, preview_frames: int = 16, page_size: int = 50):
         self.table = table.reset_index(drop=True)
-        self.preview_frames = preview_frames
+        self.preview_frames, self.page_size, self.page = preview_frames, page_size, 0
         self.sliders = {}
         for c in SCORE_COLUMNS:
             if c in self.table and self.table[c].notna().any():
@@ -38,16 +51,39 @@ class CaptionInspector:
                     description=f"min {c}",
                     continuous_update=False,
                     style={"description_width": "initial"},
+                    tooltip=SCORE_HELP.get(c, ""),
                 )
+        self.help = W.HTML(
+            "<small>"
+            + "<br>".join(f"<b>{html.escape(c)}</b>: {html.escape(SCORE_HELP.get(c, ''))}" for c in self.sliders)
+            + "</small>"
+        )
+        self.hist = W.Image(format="png")
         self.count = W.HTML()
-        self.select = W.Select(rows=8, layout=W.Layout(width="260px"))
-        self.preview = W.Image(format="gif", layout=W.Layout(width="192px"))
+        self.prev, self.next = W.Button(description="< prev"), W.Button(description="next >")
+        self.page_label = W.HTML(layout=W.Layout(width="110px"))
+        self.select = W.Select(rows=12, layout=W.Layout(width="260px"))
+        self.preview = W.Image(format="gif", layout=W.Layout(width="192px", height="auto", object_fit="contain"))
         self.captions = W.HTML()
         for s in self.sliders.values():
             s.observe(self._refresh, names="value")
         self.select.observe(self._show, names="value")
+        self.prev.on_click(lambda _: self.turn(-1))
+        self.next.on_click(lambda _: self.turn(1))
         self.widget = W.VBox(
-            [W.HBox(list(self.sliders.values())), self.count, W.HBox([self.select, self.preview, self.captions])]
+            [
+                W.HBox(list(self.sliders.values())),
+                self.count,
+                W.HBox(
+                    [
+                        W.VBox([self.select, W.HBox([self.prev, self.page_label, self.next])]),
+                        self.preview,
+                        self.captions,
+                    ]
+                ),
+                self.hist,
+                self.help,
+            ]
         )
         self._refresh()
 
@@ -58,36 +94,76 @@ class CaptionInspector:
             m &= self.table[c].fillna(-np.inf) >= s.value - 1e-9
         return m
 
+    def histograms(self) -> bytes:
+        "PNG: each score's histogram, the slider's threshold as a line, and the share of clips it keeps."
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(self.sliders), figsize=(3.2 * len(self.sliders), 1.9), squeeze=False)
+        for ax, (c, s) in zip(axes[0], self.sliders.items()):
+            v = self.table[c].dropna().to_numpy(float)
+            ax.hist(v, bins=40, color="#9ecae1")
+            ax.axvline(s.value, color="#d62728", lw=1.5)
+            ax.set_title(f"{c}: {100 * np.mean(v >= s.value - 1e-9):.0f}% kept", fontsize=9)
+            ax.set_xlabel(c, fontsize=8)
+            ax.set_ylabel("clips", fontsize=8)
+            ax.tick_params(labelsize=7)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        return buf.getvalue()
+
+    def turn(self, step: int):
+        "Show the next (+1) or previous (-1) page of the clips that pass."
+        self.page += step
+        self._list()
+
     def _refresh(self, *_):
         m = self.mask()
-        self.count.value = f"<b>{int(m.sum())}</b> of {len(self.table)} clips pass the filters"
-        ids = self.table.clip_id[m].tolist()
+        self.passing = self.table.clip_id[m].tolist()
+        self.count.value = f"<b>{len(self.passing)}</b> of {len(self.table)} clips pass the filters"
+        self.hist.value = self.histograms() if self.sliders else b""
+        self.page = 0
+        self._list()
+        if not self.passing:
+            self.captions.value, self.preview.value = "<i>no clip passes the filters</i>", b""
+
+    def _list(self):
+        pages = max(1, -(-len(self.passing) // self.page_size))
+        self.page = min(max(self.page, 0), pages - 1)
+        ids = self.passing[self.page * self.page_size : (self.page + 1) * self.page_size]
+        self.page_label.value = f"page {self.page + 1} of {pages}"
+        self.prev.disabled, self.next.disabled = self.page == 0, self.page >= pages - 1
         self.select.options = ids
         if ids and self.select.value not in ids:
             self.select.value = ids[0]
-        if not ids:
-            self.captions.value, self.preview.value = "<i>no clip passes the filters</i>", b""
 
     def _show(self, change=None):
         cid = self.select.value
         if cid is None:
             return
         r = self.table[self.table.clip_id == cid].iloc[0]
-        try:
-            f = read_frames(r.path, segments(self.preview_frames, "middle"), start=r.get("start"), end=r.get("end"))
-            self.preview.value = gif_bytes(f, fps=8)
-        except VideoError as e:
-            self.preview.value = b""
+        num = lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+        start, end = num(r.get("start")), num(r.get("end"))
+        self.preview.value = clip_gif(str(r.path), start, end, self.preview_frames, 128)  # only the clip on screen
         esc = lambda v: html.escape(str(v))
         parts = [f"<b>{esc(cid)}</b> <small>{esc(r.path)}</small>"]
+        if not self.preview.value:
+            parts.append("<p><i>this clip cannot be decoded</i></p>")
         for col, label in CAPTION_COLUMNS:
             if col in r and isinstance(r[col], str) and r[col]:
                 parts.append(f"<p><b>{label}:</b> {esc(r[col])}</p>")
         fine = r.get("caption_fine") if "caption_fine" in r else r.get("frame_captions")
         if isinstance(fine, (list, np.ndarray)) and len(fine):
-            step = max(1, len(fine) // 4)
+            fine, step = list(fine), max(1, len(fine) // 4)
+            span = (end - (start or 0)) if end is not None else None
+            at = lambda i: f"{(start or 0) + (i + 0.5) * span / len(fine):.1f} s: " if span else ""
+            items = "".join(f"<li>{at(i)}{esc(fine[i])}</li>" for i in range(0, len(fine), step))
             parts.append(
-                "<p><b>fine:</b></p><ol>" + "".join(f"<li>{esc(x)}</li>" for x in list(fine)[::step]) + "</ol>"
+                f"<p><b>fine</b> ({len(fine)} frame captions, evenly spaced; every {step}th):</p><ul>{items}</ul>"
             )
         scores = " · ".join(f"{c} {r[c]:.3g}" for c in SCORE_COLUMNS if c in r and pd.notna(r[c]))
         if scores:

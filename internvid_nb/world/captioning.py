@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from ..data.core import atomic_folder, data_samples_dir, renamed_args
+from ..data.core import atomic_folder, renamed_args, retrained_path
 from ..data.videoio import at_fps
 from .render import MOTIONS, COLORS
 from ..models.captioners import ImageCaptioner, Summarizer, summary_input
@@ -324,13 +324,16 @@ def train_caption_models(
     summ: SummarizerRecipe = SummarizerRecipe(),
     captioner_too: bool = True,
     log=print,
+    replace_shipped: bool = False,
 ) -> dict:
     """Retrain captioner-tiny (unless `captioner_too` is False) and summarizer-tiny on the sample world; return
-    held-out scores."""
+    held-out scores. They are saved under outputs/retrained unless `out_dir` or `replace_shipped=True`
+    (`make train-captioner`) says else."""
     import transformers as tf
     from internvid_nb.world.sampleworld import load_world
 
-    out_dir = Path(out_dir or data_samples_dir() / "models")
+    out_dir = retrained_path("", out_dir, replace_shipped)
+    log(f"training the caption models into {out_dir}")
     table, frames = world_caption_data(cap.n_clips, cap.seed)
     w = load_world()
     if captioner_too:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from ..data.core import atomic_write, data_samples_dir
+from ..data.core import atomic_write, retrained_path
 from ..evaluation.generation_metrics import GenerationMetrics, permutation_chance
 from ..models.t2v import T2VConfig, TextToVideo, video_tensor
 from ..generation.train import T2VTrainConfig, t2v_train_set, train_t2v
@@ -61,10 +61,13 @@ def train_t2v_tiny(
     half: bool = True,
     pipe: TextToVideo | None = None,
     callback=None,
+    replace_shipped: bool = False,
 ) -> TextToVideo:
     """Train the embedded t2v-tiny on the Aes subset of a draw of `n` sample-world clips, phase by phase (phase 2 on a
-    random 3600 of them); resumable through `run`. `device` defaults to CUDA when there is one."""
-    out = Path(out or data_samples_dir() / "models" / "t2v-tiny")
+    random 3600 of them); resumable through `run`. `device` defaults to CUDA when there is one. Saved to
+    outputs/retrained/t2v-tiny unless `out` or `replace_shipped=True` (`make train-t2v`) says else."""
+    out = retrained_path("t2v-tiny", out, replace_shipped)  # never the shipped copy unless asked
+    log(f"training t2v-tiny into {out}")
     device = default_device(device)
     torch.manual_seed(recipe[0].seed)
     pipe = pipe or TextToVideo("tiny", device=device)

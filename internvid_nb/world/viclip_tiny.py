@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from ..data.core import atomic_write, data_samples_dir
+from ..data.core import atomic_write, retrained_path
 from ..data.videoio import read_frames, mp4_bytes
 from ..models.viclip import ViCLIP
 from ..training.viclip import ClipSet, TrainConfig, embed_set, recall_at_1, train
@@ -63,12 +63,14 @@ TINY_RECIPE = TrainConfig(
 
 # %% ../../nbs/world/viclip_tiny.ipynb #986e9a32
 def train_viclip_tiny(
-    out=None, n_train: int = 4000, recipe: TrainConfig = TINY_RECIPE, log=print
+    out=None, n_train: int = 4000, recipe: TrainConfig = TINY_RECIPE, log=print, replace_shipped: bool = False
 ) -> tuple[ViCLIP, dict]:
-    "Retrain the embedded viclip-tiny on the sample world; returns the model and its val recall."
+    """Retrain viclip-tiny on the sample world (about 25 minutes on 2 CPU cores); returns the model and its val recall.
+    It is saved to outputs/retrained/viclip-tiny unless `out` or `replace_shipped=True` (`make train-tiny`) says else."""
     from internvid_nb.world.sampleworld import load_world
 
-    out = Path(out or data_samples_dir() / "models" / "viclip-tiny")
+    out = retrained_path("viclip-tiny", out, replace_shipped)
+    log(f"training viclip-tiny into {out}")
     table, frames = sample_world_train_set(n_train, recipe.seed)
     data = ClipSet(table, 64, frames=frames, crop_scale=recipe.crop_scale, hflip=recipe.hflip)
     w = load_world()
