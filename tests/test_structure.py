@@ -86,13 +86,15 @@ def test_no_undefined_or_shadowed_names_in_the_package():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_a_notebook_opened_in_jupyterlab_is_saved_unchanged():
+def test_a_notebook_opened_in_jupyterlab_is_saved_unchanged(tmp_path):
     "nbdev's pre-save hook (jupyter_server_config.py, make lab) undoes what JupyterLab writes into an opened notebook."
     from execnb.nbio import nb2str
     from nbdev.clean import clean_jupyter
     root = Path(__file__).resolve().parent.parent
     assert 'pre_save_hook = "nbdev.clean.clean_jupyter"' in (root / "jupyter_server_config.py").read_text()
-    path = root / "nbs" / "ui" / "selection.ipynb"
+    path = tmp_path / "selection.ipynb"                                  # a copy: the hook also marks the folder trusted
+    path.write_text((root / "nbs" / "ui" / "selection.ipynb").read_text())
+    (tmp_path / "settings.ini").write_text((root / "settings.ini").read_text())
     nb = json.loads(path.read_text())
     nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
                       "language_info": {"name": "python", "version": "3.11.7", "file_extension": ".py"}}
