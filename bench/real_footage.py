@@ -339,7 +339,7 @@ def add_args(ap: argparse.ArgumentParser) -> None:
                     help="stitch: one cycle encoded, its packets repeated; encode: every frame encoded")
     ap.add_argument("--no-captions", action="store_true", help="chain: segment and export only")
     ap.add_argument("--memory-cap-gib", type=float, default=MEMORY_CAP_GIB,
-                    help="address-space limit (GiB) of each process the real-footage benchmarks start")
+                    help="address-space limit (GiB) of each process the real-footage and loader benchmarks start")
 
 
 if __name__ == "__main__":

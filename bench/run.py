@@ -188,18 +188,19 @@ def bench_corpus(sizes=(10_000, 100_000), lang_rows=2000):
     return out
 
 
-SECTIONS = ("video_io", "segmentation", "curation", "evaluation", "generation", "corpus", "viclip_train_cpu", "real_footage")
+SECTIONS = ("video_io", "segmentation", "curation", "evaluation", "generation", "corpus", "viclip_train_cpu", "real_footage", "loader", "explore")
 
 
 def main(argv=None):
     sys.path.insert(0, str(Path(__file__).parent))
-    import real_footage
+    import real_footage, loader, explore
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/bench.json")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
                     help=f"run only these sections ({', '.join(SECTIONS)}), replacing them in --out and keeping the others; default: all")
     real_footage.add_args(ap)
+    loader.add_args(ap)
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     w = load_world()
@@ -216,6 +217,8 @@ def main(argv=None):
         "viclip_train_cpu": bench_viclip_train,
         "real_footage": lambda: real_footage.bench_real_footage(a.footage_dir, a.footage_build, min(a.repeats, 2),
                                                                  not a.no_captions, a.memory_cap_gib),
+        "loader": lambda: loader.bench_loader(a.loader_dir, min(a.repeats, 2), a.memory_cap_gib),
+        "explore": explore.bench_explore,
     }
     res = {"machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "torch": torch.__version__}}
     seconds = {}
