@@ -30,16 +30,18 @@ from .pipeline.config import RunLayout
 __all__ = ['strip_with_cuts', 'figure_html', 'WorldDamaged', 'run_demo', 'main']
 
 # %% ../nbs/pipeline/demo.ipynb #c869d027
-def strip_with_cuts(frames: np.ndarray, cuts: list[int], every: int = 4) -> np.ndarray:
-    "Every `every`-th frame of a raw video side by side; a red bar marks the first tile of each new scene."
+def strip_with_cuts(frames: np.ndarray, cuts: list[int], every: int = 4, per_row: int = 10) -> np.ndarray:
+    """Every `every`-th frame of a raw video, `per_row` tiles to a row (so that a page shows them large enough to see
+    the cuts); a red bar marks the first tile of each new scene."""
     idx = np.arange(0, len(frames), every)
     tiles = []
     for i in idx:
-        tile = frames[i].copy()
+        tile = np.pad(frames[i], ((2, 2), (2, 2), (0, 0)), constant_values=255)
         if any(i - every < c <= i for c in cuts):
-            tile[:, :3] = (255, 0, 0)  # this tile is the first one of a new scene
+            tile[:, :6] = (255, 0, 0)  # this tile is the first one of a new scene
         tiles.append(tile)
-    return np.concatenate(tiles, axis=1)
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_row)
+    return np.concatenate([np.concatenate(tiles[r : r + per_row], axis=1) for r in range(0, len(tiles), per_row)])
 
 # %% ../nbs/pipeline/demo.ipynb #915c3e3e
 def figure_html(out: Path, name: str, image: np.ndarray, caption: str) -> dict:
@@ -170,7 +172,8 @@ def run_demo(out, world_dir=None, verify: bool = True, log=print) -> dict:
             out,
             f"{raw.video_id}_cuts.png",
             strip_with_cuts(read_frames(raw.path, range(raw.n_frames)), list(raw.cuts)),
-            f"{raw.video_id}: every 4th frame; a red bar marks the first tile after each cut (scenes start at frames {list(raw.cuts)})",
+            f"{raw.video_id}: every 4th frame, 10 to a row; a red bar marks the first tile after each cut (scenes start "
+            f"at frames {', '.join(str(int(c)) for c in raw.cuts)})",
         )
     )
     sections.append({"title": "Frame strips: sample world", "figures": figs})
@@ -362,15 +365,18 @@ def _corpus_section(out: Path, w, summary: dict, log) -> dict:
 # %% ../nbs/pipeline/demo.ipynb #baca71bf
 def _viclip_section(out: Path, w, summary: dict, log) -> dict:
     from internvid_nb.models.viclip import ViCLIP
-    from internvid_nb.training.viclip import ClipSet, embed_set, recall_at_1
+    from internvid_nb.training.viclip import ClipSet, embed_set
+    from internvid_nb.evaluation.video_text import retrieval
+    from internvid_nb.pipeline.report import eval_tables
 
     model = ViCLIP.from_pretrained("viclip-tiny")
-    rows, figs = [], []
+    rows, figs, results = [], [], []
     for split in ("val", "test"):
         data = ClipSet(w.clips[(w.clips.split == split)], model.config.vision.input_resolution)
         v, t = embed_set(model, data)
-        r = recall_at_1(v, t, data.captions)
-        rows.append({"split": split, "clips": len(data), **{k: round(x, 3) for k, x in r.items()}})
+        r = retrieval(v, t)  # the pipeline's protocol: each caption's own clip must rank first, in percent
+        rows.append({"split": split, "clips": len(data), "t2v_R@1": r["t2v_R@1"], "v2t_R@1": r["v2t_R@1"]})
+        results.append({"model": "viclip-tiny", "data": f"sample world {split}", "task": "retrieval", "metrics": r})
         if split == "test":
             q = 0
             top = (t[q] @ v.T).topk(3).indices.tolist()
@@ -385,12 +391,13 @@ def _viclip_section(out: Path, w, summary: dict, log) -> dict:
                     )
                 )
     summary["viclip_tiny"] = rows
-    log("viclip-tiny text-to-video R@1: " + ", ".join(f"{r['split']} {r['t2v_r1']:.3f}" for r in rows))
+    log("viclip-tiny text-to-video R@1: " + ", ".join(f"{r['split']} {r['t2v_R@1']:.1f}%" for r in rows))
     return {
         "title": "ViCLIP (embedded viclip-tiny)",
-        "text": "Text-to-video and video-to-text R@1 among the clips of each split "
-        "(a clip with the query's exact caption counts as a hit). Test holds combinations never seen in training.",
-        "tables": [pd.DataFrame(rows)],
+        "text": "Text-to-video and video-to-text R@1 among the 48 clips of each split, in percent: a caption's own clip "
+        "must rank first (the pipeline's protocol; clips whose captions are identical count as misses), with Wilson's "
+        "95% interval and chance. Test holds combinations never seen in training.",
+        "tables": eval_tables(results),
         "figures": figs,
     }
 

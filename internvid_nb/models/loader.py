@@ -44,6 +44,10 @@ def resolve_model(name_or_path) -> str:
 def load_pretrained(loader, name, **kw):
     "`loader.from_pretrained(name)` from local files only, with a clear error when the model is not here."
     src = resolve_model(name)
+    from transformers.utils import logging as tf_logging
+
+    bars = tf_logging.is_progress_bar_enabled()
+    tf_logging.disable_progress_bar()  # a "Loading weights" bar per model hides the progress that matters
     try:
         return loader.from_pretrained(src, local_files_only=True, **kw)
     except pickle.UnpicklingError as e:
@@ -58,6 +62,9 @@ def load_pretrained(loader, name, **kw):
             f"Hugging Face cache; pass a local path, or fetch it where the hub is reachable with "
             f"`huggingface-cli download {name}`"
         ) from None
+    finally:
+        if bars:
+            tf_logging.enable_progress_bar()
 
 # %% ../../nbs/models/loader.ipynb #1f06f6a7
 def embedded_models() -> list[str]:

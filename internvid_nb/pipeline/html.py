@@ -4,34 +4,106 @@
 
 # %% ../../nbs/pipeline/html.ipynb #e1e3a3b0
 from __future__ import annotations
-import html
+import datetime, html, subprocess
 from pathlib import Path
-from ..data.core import atomic_write
+import numpy as np
+import pandas as pd
+from ..data.core import atomic_write, repo_root
 
 # %% auto #0
-__all__ = ['write_report']
+__all__ = ['STYLE', 'cell_text', 'table_html', 'run_meta', 'write_report']
 
 # %% ../../nbs/pipeline/html.ipynb #370ddc30
-def write_report(out: Path, sections: list[dict], title: str = "internvid-nb demo report") -> Path:
-    """An HTML page of sections, each with a title, text, tables (DataFrames) and figures (`width` in px optional); all
-    text is escaped."""
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+ color:#222;line-height:1.5}
+h1{margin-bottom:.2em} h2{margin-top:2.2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.meta{color:#555;font-size:13px} .meta td{border:none;padding:0 1em 0 0}
+nav ol{columns:2;font-size:14px}
+table.data{border-collapse:collapse;font-size:13px;margin:.8em 0}
+table.data th{background:#f2f4f7;text-align:left} table.data td,table.data th{border:1px solid #d0d4da;padding:3px 8px}
+table.data td.num{text-align:right;font-variant-numeric:tabular-nums} table.data tr:nth-child(even){background:#fafbfc}
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top;max-width:100%}
+figcaption{font-size:12px;color:#444;max-width:420px}
+img{max-width:100%;image-rendering:pixelated} video{max-width:100%;background:#000}
+"""
+
+# %% ../../nbs/pipeline/html.ipynb #3da99eb9
+def cell_text(v) -> str:
+    "A table cell as a person reads it: numbers as numbers (at most 2 decimals), never np.int64(23); NaN as a dash."
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        x = float(v)
+        if abs(x) < 1:
+            return f"{x:.3g}"  # 0.2657 -> 0.266, 0.00045678 -> 0.000457
+        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.2f}".rstrip("0").rstrip(".")
+    return str(v)
+
+# %% ../../nbs/pipeline/html.ipynb #d567c8d5
+def table_html(t: pd.DataFrame) -> str:
+    "An escaped HTML table: numbers right-aligned and written by `cell_text`; a column with no value is left out."
+    t = t.dropna(axis=1, how="all")
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in t.columns)
+    rows = []
+    for r in t.itertuples(index=False):
+        tds = []
+        for v in r:
+            num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            tds.append(f"<td{' class=num' if num else ''}>{html.escape(cell_text(v))}</td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    return f"<table class='data'><tr>{head}</tr>{''.join(rows)}</table>"
+
+# %% ../../nbs/pipeline/html.ipynb #b6f3d52b
+def run_meta(config: dict | None = None) -> dict:
+    "The report's header: when it was made, from which version and commit of this package, and with which settings."
+    from internvid_nb import __version__
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo_root()), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    made = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    meta = {"made": made, "internvid-nb": f"{__version__} (commit {commit or 'unknown'})"}
+    return meta | {k: str(v) for k, v in (config or {}).items()}
+
+# %% ../../nbs/pipeline/html.ipynb #97e3f17c
+def _figure(f: dict) -> str:
+    "An image, or a playing `<video>` for an .mp4/.webm source, with its caption."
+    width = f" width='{int(f['width'])}'" if f.get("width") else ""
+    src = html.escape(f["src"], quote=True)
+    cap = f.get("caption", "")
+    if f.get("video") or f["src"].endswith((".mp4", ".webm")):
+        body = f"<video src='{src}'{width} controls loop muted autoplay playsinline></video>"
+    else:
+        body = f"<img src='{src}'{width} alt='{html.escape(cap, quote=True)}'>"
+    return f"<figure>{body}<figcaption>{html.escape(cap)}</figcaption></figure>"
+
+# %% ../../nbs/pipeline/html.ipynb #898aa306
+def write_report(
+    out: Path, sections: list[dict], title: str = "internvid-nb demo report", meta: dict | None = None
+) -> Path:
+    """An HTML page: a header (date, version, commit, and the settings in `meta`), a table of contents, then sections,
+    each with a title, text, tables (DataFrames) and figures (images, or `<video>` for .mp4 sources; `width` in px
+    optional). All text is escaped."""
+    meta = run_meta() | {k: str(v) for k, v in (meta or {}).items()}
+    header = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in meta.items())
+    toc = "".join(f"<li><a href='#s{i}'>{html.escape(s['title'])}</a></li>" for i, s in enumerate(sections))
     parts = [
-        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em "
-        "auto}img{max-width:100%;image-rendering:pixelated}"
-        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}</style>",
-        f"<h1>{html.escape(title)}</h1>",
+        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>",
+        f"<h1>{html.escape(title)}</h1><table class='meta'>{header}</table>",
+        f"<nav><b>Contents</b><ol>{toc}</ol></nav>",
     ]
-    for s in sections:
-        parts.append(f"<h2>{html.escape(s['title'])}</h2><p>{html.escape(s.get('text', ''))}</p>")
-        for t in s.get("tables", []):
-            parts.append(t.to_html(index=False, escape=True, border=0))
-        for f in s.get("figures", []):
-            width = f" width='{int(f['width'])}'" if f.get("width") else ""
-            parts.append(
-                f"<figure><img src='{html.escape(f['src'], quote=True)}'{width} alt=''>"
-                f"<figcaption>{html.escape(f['caption'])}</figcaption></figure>"
-            )
+    for i, s in enumerate(sections):
+        parts.append(f"<h2 id='s{i}'>{html.escape(s['title'])}</h2><p>{html.escape(s.get('text', ''))}</p>")
+        parts.extend(table_html(t) for t in s.get("tables", []))
+        parts.extend(_figure(f) for f in s.get("figures", []))
     with atomic_write(out / "index.html", "w") as fh:
         fh.write("\n".join(parts))
     return out / "index.html"

@@ -12,7 +12,7 @@ from ..data.schema import read_parquet
 from .config import RunLayout
 
 # %% auto #0
-__all__ = ['PAPER_NUMBERS', 'compare_with_paper', 'stand_in_note', 'pipeline_sections']
+__all__ = ['PAPER_NUMBERS', 'compare_with_paper', 'stand_in_note', 'wilson', 'eval_tables', 'pipeline_sections']
 
 # %% ../../nbs/pipeline/report.ipynb #de83d089
 PAPER_NUMBERS = pd.DataFrame(
@@ -75,6 +75,37 @@ def stand_in_note(aesthetic: str) -> str:
         return ""
     return (f"Aesthetic scores are {aesthetic}, a stand-in for the LAION aesthetic head (no weights here): it measures "
             "blur, blockiness, noise and tonal range, not beauty, so the Aes subset is a technical-quality subset. ")
+
+# %% ../../nbs/pipeline/report.ipynb #af5ba378
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    "Wilson's 95% interval of a proportion `p` measured on `n` items, in percent."
+    if not n:
+        return float("nan"), float("nan")
+    d = 1 + z * z / n
+    c, h = (p + z * z / (2 * n)) / d, z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return 100 * max(0.0, c - h), 100 * min(1.0, c + h)
+
+# %% ../../nbs/pipeline/report.ipynb #8cfbf534
+def eval_tables(results: list[dict]) -> list[pd.DataFrame]:
+    """The evaluation as a person reads it: one table per kind of result (zero-shot, retrieval), every rate in percent
+    with its 95% interval (Wilson) and the chance level beside it."""
+    zs, ret = [], []
+    for r in results:
+        m, who = r["metrics"], {"model": r["model"], "data": r["data"]}
+        if "top1" in m:
+            k, n = len(m.get("per_class") or {}), int(m.get("n", 0))
+            lo, hi = wilson(m["top1"] / 100, n)
+            zs.append(who | {"task": r["task"], "clips": n, "classes": k, "top-1 (%)": m["top1"],
+                             "top-1 95% interval": f"{lo:.1f}-{hi:.1f}", "chance (%)": 100 / k if k else np.nan,
+                             "top-5 (%)": m.get("top5"), "mean class recall (%)": m.get("mean_class_recall")})
+        if "t2v_R@1" in m:
+            nv, nt = int(m["n_videos"]), int(m["n_texts"])
+            (a, b), (c, d) = wilson(m["t2v_R@1"] / 100, nt), wilson(m["v2t_R@1"] / 100, nv)
+            ret.append(who | {"videos": nv, "captions": nt, "text-to-video R@1 (%)": m["t2v_R@1"],
+                              "t2v 95% interval": f"{a:.1f}-{b:.1f}", "video-to-text R@1 (%)": m["v2t_R@1"],
+                              "v2t 95% interval": f"{c:.1f}-{d:.1f}", "chance R@1 (%)": 100 / nv,
+                              "R@5 (%)": m.get("t2v_R@5"), "median rank": m.get("t2v_MdR")})
+    return [pd.DataFrame(x) for x in (zs, ret) if x]
 
 # %% ../../nbs/pipeline/report.ipynb #118a4854
 def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str = "") -> list[dict]:
@@ -140,27 +171,13 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
         sections.append({"title": "Pipeline: training", "text": json.dumps(summary["train"], default=str)})
     ev, gen = summary.get("evaluate"), summary.get("generate")
     if ev:
-        t = pd.DataFrame(
-            [
-                {
-                    "model": r["model"],
-                    "data": r["data"],
-                    "task": r["task"],
-                    **{
-                        k: round(v, 3)
-                        for k, v in r["metrics"].items()
-                        if isinstance(v, (int, float))
-                        and k in ("top1", "top5", "mean_class_recall", "t2v_R@1", "v2t_R@1", "t2v_MdR")
-                    },
-                }
-                for r in ev
-            ]
-        )
         sections.append(
             {
                 "title": "Pipeline: evaluation",
-                "text": "Zero-shot (prompt ensembles) and retrieval on held-out clips.",
-                "tables": [t],
+                "text": "Zero-shot recognition (a prompt ensemble per class) and text-video retrieval on held-out clips: "
+                "R@1 is the share of queries whose match ranks first, in percent, with Wilson's 95% interval and the "
+                "chance level beside it.",
+                "tables": eval_tables(ev),
             }
         )
     if gen:
@@ -168,9 +185,10 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
             {
                 "title": "Pipeline: generation",
                 "text": "Text-to-video samples with their CLIPSIM (viclip-tiny video-text similarity).",
-                "tables": [pd.DataFrame(gen)[["prompt", "clipsim", "mp4"]]],
+                "tables": [pd.DataFrame(gen)[["prompt", "clipsim"]]],
                 "figures": [
-                    {"src": prefix + g["gif"], "caption": f"'{g['prompt']}' (CLIPSIM {g['clipsim']:.3f})", "width": 192}
+                    {"src": prefix + g["mp4"], "video": True, "width": 192,
+                     "caption": f"generated for '{g['prompt']}' (CLIPSIM {g['clipsim']:.3f})"}
                     for g in gen
                 ],
             }

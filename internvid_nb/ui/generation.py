@@ -46,10 +46,25 @@ class T2VLivePlot:
 class Gallery:
     "Prompt box, generate, the videos with their figures; past generations browsable."
 
-    def __init__(self, pipe: TextToVideo, metrics: GenerationMetrics, folder=None, scale: int = 4):
+    def __init__(
+        self,
+        pipe: TextToVideo,
+        metrics: GenerationMetrics,
+        folder=None,
+        scale: int = 4,
+        real=None,
+        real_emb=None,
+        nearest: int = 3,
+    ):
+        """`real` (a clips table: clip_id, path, start, end, caption) with `real_emb` (their video embeddings by
+        `metrics.video_model`) puts the `nearest` training clips beside each generated video: a memorisation check."""
         import ipywidgets as W
+        from internvid_nb.data.search import ClipSearch
 
         self.pipe, self.metrics, self.scale = pipe, metrics, scale  # CLIPSIM and the class seen come from `metrics`
+        self.real = None if real is None else real.reset_index(drop=True)
+        self.real_index = None if real is None else ClipSearch(np.asarray(real_emb, dtype=np.float32))
+        self.nearest = nearest
         self.folder = Path(folder) if folder else None
         self.history: list[dict] = self._load() if self.folder else []
         self.prompt = W.Textarea(
@@ -79,20 +94,37 @@ class Gallery:
         )
 
     def generate(self) -> dict:
-        from internvid_nb.data.videoio import gif_bytes
-
+        "Generate the prompts' videos with the current settings; the button is off meanwhile, the status says for how long."
         prompts = [p.strip() for p in self.prompt.value.splitlines() if p.strip()]
         if not prompts:
             self.status.value = "enter a prompt"
             return {}
-        self.status.value = f"generating {len(prompts)} video(s)..."
+        per = [e["seconds"] / len(e["prompts"]) / e["steps"] for e in self.history[-3:]]  # this machine's pace
+        eta = f", about {np.mean(per) * len(prompts) * self.steps.value:.0f} s" if per else ""
+        self.status.value = f"generating {len(prompts)} video(s) with {self.steps.value} steps{eta}..."
+        self.button.disabled = True
+        try:
+            return self._generate(prompts)
+        finally:
+            self.button.disabled = False
+
+    def _generate(self, prompts: list[str]) -> dict:
+        from internvid_nb.data.videoio import gif_bytes
+
         t0 = time.time()
         vids = self.pipe(prompts, steps=self.steps.value, guidance=self.guidance.value, seed=self.seed.value)
-        sims = (
-            (self.metrics.video_model.encode_video(vids) * self.metrics.video_model.encode_text(prompts))
-            .sum(-1)
-            .tolist()
-        )
+        v = self.metrics.video_model.encode_video(vids)
+        sims = (v * self.metrics.video_model.encode_text(prompts)).sum(-1).tolist()
+        near = []
+        if self.real_index is not None:  # the training clips most like each generated video
+            idx, sc = self.real_index.search(np.asarray(v, dtype=np.float32), self.nearest)
+            near = [
+                [
+                    {"clip_id": str(self.real.clip_id[j]), "caption": str(self.real.caption[j]), "similarity": float(s)}
+                    for j, s in zip(ii, ss)
+                ]
+                for ii, ss in zip(idx, sc)
+            ]
         _, p = self.metrics.frame_features(np.concatenate(vids))
         digits = p.reshape(len(vids), -1, p.shape[-1]).mean(1).argmax(1).tolist()
         big = [np.repeat(np.repeat(v, self.scale, 1), self.scale, 2) for v in vids]
@@ -105,7 +137,8 @@ class Gallery:
             "seconds": time.time() - t0,
             "clipsim": sims,
             "digit_seen": digits,
-            "gifs": [gif_bytes(v, fps=4) for v in big],
+            "nearest": near,
+            "gifs": [gif_bytes(x, fps=4) for x in big],
         }
         self.history.append(entry)
         if self.folder:
@@ -117,7 +150,13 @@ class Gallery:
         return entry
 
     def _options(self) -> list[tuple[str, int]]:
-        return [(f"#{e['id']}: {e['prompts'][0][:40]}", e["id"]) for e in self.history]
+        return [
+            (
+                f"#{e['id']} seed {e['seed']}, {e['steps']} steps, guidance {e['guidance']:g}: {e['prompts'][0][:32]}",
+                e["id"],
+            )
+            for e in self.history
+        ]
 
     def _load(self) -> list[dict]:
         """Generations saved in the folder by earlier sessions (GIFs + JSON); unreadable or malformed ones are skipped
@@ -159,13 +198,35 @@ class Gallery:
         with atomic_write(self.folder / f"gen{e['id']:04d}.json", "w") as f:
             json.dump({k: v for k, v in e.items() if k != "gifs"}, f, indent=1)
 
+    def _nearest_html(self, near: list[dict]) -> str:
+        "The training clips most like a generated video, with their similarity; previews when the clips are here."
+        from internvid_nb.ui.explorer import clip_gif
+
+        out = []
+        for n in near:
+            img = ""
+            if self.real is not None and (hit := self.real.index[self.real.clip_id == n["clip_id"]]).size:
+                r = self.real.loc[hit[0]]
+                g = clip_gif(str(r.path), r.get("start"), r.get("end"), 8, self.pipe.config.size * self.scale // 2)
+                img = f'<img src="data:image/gif;base64,{base64.b64encode(g).decode()}"/><br>' if g else ""
+            out.append(
+                f'<div style="display:inline-block;margin:2px;vertical-align:top;font-size:10px;max-width:140px">{img}'
+                f"{html.escape(n['clip_id'])} ({float(n['similarity']):.3f})<br>{html.escape(n['caption'])}</div>"
+            )
+        return "<div><i>nearest training clips (video similarity):</i><br>" + "".join(out) + "</div>" if out else ""
+
     def show(self, i: int) -> None:
         e = next(e for e in self.history if e["id"] == i)
+        near = e.get("nearest") or [[] for _ in e["prompts"]]
+        self.status.value = f"#{int(e['id'])}: {len(e['prompts'])} video(s) in {float(e['seconds']):.1f} s"
+        width = self.pipe.config.size * self.scale + 8
         cards = "".join(
-            f'<div style="display:inline-block;margin:4px;width:{self.pipe.config.size * self.scale + 8}px;vertical-align:top;font-size:11px">'
+            f'<div style="display:inline-block;margin:4px;vertical-align:top;font-size:11px">'
+            f'<div style="display:inline-block;width:{width}px;vertical-align:top">'
             f'<img src="data:image/gif;base64,{base64.b64encode(g).decode()}"/><br>{html.escape(p)}<br>'
-            f'CLIPSIM {float(s):.3f} · digit seen {int(d)}</div>'
-            for g, p, s, d in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"])
+            f"CLIPSIM {float(s):.3f} · digit seen {int(d)}</div>"
+            f'<div style="display:inline-block;vertical-align:top">{self._nearest_html(n)}</div></div>'
+            for g, p, s, d, n in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"], near)
         )
         self.view.value = (
             f"<div><b>#{int(e['id'])}</b> steps {int(e['steps'])}, guidance {float(e['guidance']):g}, seed "
