@@ -2,7 +2,6 @@
 clips, each size in a fresh process (its peak memory is its own); UMAP fit + transform time; the approximate
 index's recall@10 against exact search; exact float16 search in faiss against numpy, side by side."""
 import argparse, json, subprocess, sys, time
-from pathlib import Path
 import numpy as np
 import pandas as pd
 

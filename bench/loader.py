@@ -192,7 +192,7 @@ def child(argv) -> dict:
     "One measurement (run in its own process): `shard SHARDS WORKERS CLIPS` or `clipset TABLE`."
     import torch
     torch.set_num_threads(1)  # as DataLoader workers run; memory does not depend on it, the time does (see throughput)
-    import internvid_nb.training.viclip, internvid_nb.training.stream, decord  # noqa: the same imports for both loaders
+    import internvid_nb.training.viclip, internvid_nb.training.stream, decord  # noqa: F401  (the same imports for both loaders)
     base = _status("self", "VmHWM")
     if argv[0] == "shard":
         shards, workers, clips = argv[1], int(argv[2]), int(argv[3])
@@ -307,14 +307,10 @@ def bench_loader(cache=DEFAULT_DIR, repeats: int = 2, cap_gib=MEMORY_CAP_GIB) ->
     out["shards"] = {"sample_world": sw_rec, "synthetic": syn_rec | {"sources": SYNTH_SOURCES}}
     secs["shards"] = round(time.perf_counter() - t, 1)
     import pandas as pd
-    for name, fn in (("throughput", lambda: bench_throughput(sw / "shards", pd.read_parquet(sw / "table.parquet"), repeats)),
-                     ("memory", lambda: bench_memory(syn, cap_gib=cap_gib))):
-        t = time.perf_counter()
-        try:
-            out[name] = fn()
-        except Exception as e:  # one figure that cannot be measured does not lose the others
-            out[name] = {"error": f"{type(e).__name__}: {e}"[-2000:]}
-        secs[name] = round(time.perf_counter() - t, 1)
+    from real_footage import figures
+
+    figures(out, secs, {"throughput": lambda: bench_throughput(sw / "shards", pd.read_parquet(sw / "table.parquet"), repeats),
+                        "memory": lambda: bench_memory(syn, cap_gib=cap_gib)})
     out["gpu_data_wait"] = ("not measured: no GPU was lent to the session that ran this, so the share of a GPU training "
                             "step spent waiting for the loader is unknown")
     out["seconds"] = secs

@@ -312,6 +312,17 @@ def bench_chain(path, captions: bool = True, cap_gib=MEMORY_CAP_GIB) -> dict:
     return res
 
 
+def figures(out: dict, secs: dict, fns: dict) -> None:
+    "Measure each figure into `out` and its seconds into `secs`; one that cannot be measured does not lose the others."
+    for name, fn in fns.items():
+        t = time.perf_counter()
+        try:
+            out[name] = fn()
+        except Exception as e:
+            out[name] = {"error": f"{type(e).__name__}: {e}"[-2000:]}
+        secs[name] = round(time.perf_counter() - t, 1)
+
+
 def bench_real_footage(footage_dir=DEFAULT_DIR, build: str = "stitch", repeats: int = 2, captions: bool = True,
                        cap_gib: float = MEMORY_CAP_GIB) -> dict:
     "Every real-footage figure; section times in `seconds`."
@@ -320,15 +331,9 @@ def bench_real_footage(footage_dir=DEFAULT_DIR, build: str = "stitch", repeats: 
     secs["build"] = round(time.perf_counter() - t, 1)
     files = {k: v["path"] for k, v in out["footage"]["files"].items()}
     bikes, h = str(_sources()[1]), out["footage"]["files"]["2min"]["height"]
-    for name, fn in (("segmentation", lambda: bench_segmentation({"bikes": bikes, f"2min_{h}p": files["2min"]}, repeats)),
-                     ("memory", lambda: bench_memory(files, cap_gib=cap_gib)),
-                     ("chain_2min", lambda: bench_chain(files["2min"], captions, cap_gib))):
-        t = time.perf_counter()
-        try:
-            out[name] = fn()
-        except Exception as e:  # one figure that cannot be measured does not lose the others
-            out[name] = {"error": f"{type(e).__name__}: {e}"[-2000:]}
-        secs[name] = round(time.perf_counter() - t, 1)
+    figures(out, secs, {"segmentation": lambda: bench_segmentation({"bikes": bikes, f"2min_{h}p": files["2min"]}, repeats),
+                        "memory": lambda: bench_memory(files, cap_gib=cap_gib),
+                        "chain_2min": lambda: bench_chain(files["2min"], captions, cap_gib)})
     out["seconds"] = secs
     return out
 

@@ -4,7 +4,7 @@ JupyterLab server on localhost, runs it, drags a slider of the caption inspector
 Needs /usr/bin/chromium (apt) and the playwright package: `tests/setup_browser.sh` installs both (never a downloaded
 browser). Without them the test fails rather than skips: the browser test is part of `make test`.
 The screenshot lands in outputs/tests/test_lab/inspector.png, next to the server's log (server.log)."""
-import json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import contextlib, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 
@@ -120,25 +120,32 @@ def _center(locator):
         last = box
 
 
-def test_inspector_slider_changes_count_in_jupyterlab(lab):
+@contextlib.contextmanager
+def _page(shot: Path, height: int):
+    "A page of Debian's chromium (headless) for one test; on failure, a screenshot of what it showed goes to `shot`."
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing; {SETUP}"
     sync_playwright, expect = _sync_playwright()
-    SHOT.unlink(missing_ok=True)
+    shot.unlink(missing_ok=True)
     with sync_playwright() as p:
-        # Debian's chromium, headless; as root it needs --no-sandbox, and small /dev/shm in containers wants the flag.
+        # as root it needs --no-sandbox, and small /dev/shm in containers wants the flag
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": 1600, "height": height})
             page.set_default_timeout(30_000)
             expect.set_options(timeout=30_000)                              # waits on the kernel: not playwright's 5 s
             try:
-                _drive(page, lab, expect)
+                yield page, expect
             except BaseException:
-                page.screenshot(path=str(SHOT))                             # whatever the page showed when it failed
+                page.screenshot(path=str(shot))                             # whatever the page showed when it failed
                 raise
         finally:
             browser.close()
+
+
+def test_inspector_slider_changes_count_in_jupyterlab(lab):
+    with _page(SHOT, 1000) as (page, expect):
+        _drive(page, lab, expect)
 
 
 def _drive(page, url, expect):
@@ -220,25 +227,10 @@ def test_explorer_search_lasso_export_in_jupyterlab(lab_explorer, tmp_path):
     "Type a clip's caption into the search box, see that clip ranked first, lasso part of the map, export, read it back."
     from internvid_nb.data.tables import read_table
     from internvid_nb.world.sampleworld import load_world
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing; {SETUP}"
-    sync_playwright, expect = _sync_playwright()
     test = load_world().clips.query("split == 'test'").reset_index(drop=True)
-    EXPLORER_SHOT.unlink(missing_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            page.set_default_timeout(30_000)
-            expect.set_options(timeout=30_000)
-            try:
-                notebook, idle = _run_all(page, lab_explorer, expect, EXPLORER_TIMEOUT_MS, EXPLORER_SHOT)
-                written = _drive_explorer(page, notebook, idle, expect, test)
-            except BaseException:
-                page.screenshot(path=str(EXPLORER_SHOT))
-                raise
-        finally:
-            browser.close()
+    with _page(EXPLORER_SHOT, 1200) as (page, expect):
+        notebook, idle = _run_all(page, lab_explorer, expect, EXPLORER_TIMEOUT_MS, EXPLORER_SHOT)
+        written = _drive_explorer(page, notebook, idle, expect, test)
     back = read_table(written)
     assert 0 < len(back) < len(test) and set(back.video_id) <= set(test.video_id)
     # Saved from Lab, the notebook keeps the metadata it was committed with (nbdev's pre-save hook, as `make lab`)
