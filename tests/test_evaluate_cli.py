@@ -48,6 +48,7 @@ def test_evaluate_limit_spreads_over_the_split(tmp_path, test_clips):
     assert main(["evaluate", "--benchmark", "ucf101", "--root", str(root), "--limit", "5", "--out", str(tmp_path / "o")]) == EXIT_OK
     (r,) = _results(tmp_path / "o")
     assert r["metrics"]["n"] == 5 and len(r["metrics"]["per_class"]) > 1  # not the first class only
+    assert r["metrics"]["num_classes"] == 9  # every class of the list is scored, also those the 5 clips lack
 
 
 def test_evaluate_the_users_clip_table_retrieval_and_zero_shot(tmp_path, world):

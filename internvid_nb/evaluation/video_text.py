@@ -157,6 +157,7 @@ def zero_shot(
         "mean_class_recall": float(np.mean(list(per_class.values()))),
         "per_class": per_class,
         "n": len(v),
+        "num_classes": len(classes),  # the classes scored, with or without clips: chance is 1 / num_classes
     }
 
 # %% ../../nbs/evaluation/video_text.ipynb #7beefef5
@@ -187,12 +188,14 @@ def retrieval(
     orphans = sorted(set(range(len(v))) - set(idx.tolist()))
     if orphans:
         raise EvalError(f"clips {orphans[:8]} have no caption")
-    sim = t @ v.T
-    if dual_softmax:
-        sim = sim * torch.softmax(sim * dual_softmax, dim=0)
-    t2v = _ranks(sim, idx)
+    sim = t @ v.T  # [Nt, Nv]
+    # dual softmax re-weights each direction's scores by a softmax over the other axis: a caption's videos by how
+    # much each video prefers that caption over the others, a video's captions by how much each caption prefers it
+    s_t2v = sim * torch.softmax(sim * dual_softmax, dim=0) if dual_softmax else sim
+    s_v2t = sim * torch.softmax(sim * dual_softmax, dim=1) if dual_softmax else sim
+    t2v = _ranks(s_t2v, idx)
     # a clip's rank: the best, over its captions, of that caption's rank among all captions for this clip
-    col, target = sim.T, sim[torch.arange(len(t)), idx]  # [Nv, Nt], [Nt]
+    col, target = s_v2t.T, s_v2t[torch.arange(len(t)), idx]  # [Nv, Nt], [Nt]
     rank = torch.empty(len(t), dtype=torch.long)
     for s in range(0, len(t), 1024):  # chunks keep memory at 1024 x Nt
         rank[s : s + 1024] = (col[idx[s : s + 1024]] > target[s : s + 1024, None]).sum(1) + 1

@@ -31,7 +31,7 @@ img{max-width:100%;image-rendering:pixelated} video{max-width:100%;background:#0
 # %% ../../nbs/pipeline/html.ipynb #3da99eb9
 def cell_text(v) -> str:
     "A table cell as a person reads it: numbers as numbers (at most 2 decimals), never np.int64(23); NaN as a dash."
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    if v is None or v is pd.NA or (np.isscalar(v) and not isinstance(v, str) and pd.isna(v)):
         return "-"
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"

@@ -93,7 +93,7 @@ def eval_tables(results: list[dict]) -> list[pd.DataFrame]:
     for r in results:
         m, who = r["metrics"], {"model": r["model"], "data": r["data"]}
         if "top1" in m:
-            k, n = len(m.get("per_class") or {}), int(m.get("n", 0))
+            k, n = int(m.get("num_classes") or len(m.get("per_class") or {})), int(m.get("n", 0))
             lo, hi = wilson(m["top1"] / 100, n)
             zs.append(who | {"task": r["task"], "clips": n, "classes": k, "top-1 (%)": m["top1"],
                              "top-1 95% interval": f"{lo:.1f}-{hi:.1f}", "chance (%)": 100 / k if k else np.nan,

@@ -53,12 +53,12 @@ def count_samples(urls: Sequence[str]) -> int:
 
     n = 0
     for u in urls:
-        with (
-            tarfile.open(u)
-            if "://" not in u and not u.startswith("pipe:")
-            else tarfile.open(fileobj=gopen(u), mode="r|")
-        ) as t:
-            n += sum(m.name.endswith(".mp4") for m in t)
+        if "://" not in u and not u.startswith("pipe:"):
+            with tarfile.open(u) as t:
+                n += sum(m.name.endswith(".mp4") for m in t)
+        else:
+            with gopen(u) as stream, tarfile.open(fileobj=stream, mode="r|") as t:  # tarfile leaves a fileobj open
+                n += sum(m.name.endswith(".mp4") for m in t)
     return n
 
 # %% ../../nbs/training/stream.ipynb #fea81984
@@ -186,8 +186,9 @@ class ShardStream(IterableDataset):
                 except Exception as e:  # a bad sample is counted and skipped, never a crash
                     errors.append(f"{key}: {type(e).__name__}: {e}")
                 if len(batch) == self.batch_size:
-                    yield self.collate(batch, role, epoch, k, errors)
-                    batch, errors = [], []
+                    yield self.collate(batch, role, epoch, k, list(errors))
+                    batch = []
+                    errors.clear()  # in place: raw_samples keeps appending a broken shard's errors to this list
             if k == 0:
                 raise RuntimeError(f"slot {self.rank}/{role}: its shards hold no readable sample ({errors[:3]})")
             epoch, skip = epoch + 1, 0
@@ -259,6 +260,9 @@ class ShardLoader:
             "positions": {str(r): list(p) for r, p in self.positions.items()},
             "workers": self.workers,
             "bad": len(self.bad),
+            # a position is a count of samples read from a shuffle: it means the same only with the same buffer
+            "shuffle": self.dataset.shuffle,
+            "decode_size": list(self.dataset.decode_size) if self.dataset.decode_size else None,
         }
         world = self.dataset.world
         if world > 1:
@@ -278,6 +282,13 @@ class ShardLoader:
                 f"worker(s); this run has {self.dataset.world} x {self.workers}: resume with those"
             )
         mine = every[self.dataset.rank]
+        size = list(self.dataset.decode_size) if self.dataset.decode_size else None
+        if (mine.get("shuffle", self.dataset.shuffle), mine.get("decode_size", size)) != (self.dataset.shuffle, size):
+            raise ValueError(
+                f"the stream position was saved with shuffle buffer {mine.get('shuffle')} and decode size "
+                f"{mine.get('decode_size')}; this run has {self.dataset.shuffle} and {size}: resume with those "
+                "(another buffer replays a different shuffle, so clips would repeat or be skipped)"
+            )
         self.batches = mine["batches"]
         self.positions = {int(r): tuple(p) for r, p in mine["positions"].items()}
         self._it = None

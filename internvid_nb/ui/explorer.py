@@ -283,7 +283,7 @@ class EmbeddingExplorer:
         self.matches_trace, self.clicked_trace = self.fig.data[-2], self.fig.data[-1]
         for t in self.base:
             self.fig.data[t].on_click(self._clicked)
-            self.fig.data[t].on_hover(self._clicked)
+            self.fig.data[t].on_hover(self._hovered)
             self.fig.data[t].on_selection(self._selected)
         self.preview = W.Image(format="gif", layout=W.Layout(width="192px"))
         self.caption = W.HTML("<i>hover or click a point</i>")
@@ -336,14 +336,18 @@ class EmbeddingExplorer:
                 t.marker.colorbar = dict(title=self.color.value) if not s["legend"] else None
         self.legend.value = legend_html(self.color.value, s)
 
-    def _clicked(self, trace, points, state=None):
+    def _clicked(self, trace, points, state=None, click: bool = True):
         if not points.point_inds:
             return
         t = next(k for k, tr in enumerate(self.fig.data) if tr is trace)
-        self.show(int(self.idx[t][points.point_inds[0]]))
+        self.show(int(self.idx[t][points.point_inds[0]]), click)
 
-    def show(self, i: int):
-        "Preview point i: its clip as a GIF at its own aspect ratio, its caption (escaped), and a star on the map."
+    def _hovered(self, trace, points, state=None):
+        "Hover previews a clip; only a click stars it and makes it the clip of 'more like this'."
+        self._clicked(trace, points, state, click=False)
+
+    def show(self, i: int, click: bool = True):
+        "Preview point i: its clip as a GIF at its own aspect ratio and its caption (escaped); a click also stars it."
         r = self.points.loc[i]
         gif = self._row_gif(r)
         self.preview.value = gif
@@ -352,6 +356,8 @@ class EmbeddingExplorer:
             f"<p><b>{html.escape(str(r.clip_id))}</b> ({html.escape(str(r.kind))})</p>"
             f"<p>{html.escape(r.caption)}</p>{note}"
         )
+        if not click:
+            return
         self.current = r
         self.like.disabled = self.search_index is None
         with self.fig.batch_update():

@@ -63,7 +63,19 @@ class Gallery:
 
         self.pipe, self.metrics, self.scale = pipe, metrics, scale  # CLIPSIM and the class seen come from `metrics`
         self.real = None if real is None else real.reset_index(drop=True)
-        self.real_index = None if real is None else ClipSearch(np.asarray(real_emb, dtype=np.float32))
+        self.real_index = None
+        if real is not None:  # checked now: a mismatch found after generating would lose the generation
+            if real_emb is None or len(real_emb) != len(real):
+                raise ValueError(
+                    f"real has {len(real)} clips but real_emb {0 if real_emb is None else len(real_emb)} rows"
+                )
+            width = int(metrics.video_model.encode_text(["a"]).shape[-1])
+            if np.asarray(real_emb).shape[1] != width:
+                raise ValueError(
+                    f"real_emb is {np.asarray(real_emb).shape[1]}-d but {metrics.video_model.name} embeds {width}-d: "
+                    "embed the training clips with metrics.video_model"
+                )
+            self.real_index = ClipSearch(np.asarray(real_emb, dtype=np.float32))
         self.nearest = nearest
         self.folder = Path(folder) if folder else None
         self.history: list[dict] = self._load() if self.folder else []
