@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= outputs/demo
 
-.PHONY: install demo test lab bench data data-check readme train-tiny train-captioner train-t2v
+.PHONY: install demo test lab bench data data-check readme train-tiny train-captioner train-t2v train-reader
 
 install: $(STAMP)
 
@@ -61,3 +61,7 @@ train-captioner: $(STAMP)
 # Retrain the embedded text-to-video default (data_samples/models/t2v-tiny); resumable from data_samples/models/t2v-tiny-run.
 train-t2v: $(STAMP)
 	$(BIN)/python -c "from internvid_nb.world.generation import train_t2v_tiny; train_t2v_tiny(replace_shipped=True)"
+
+# Retrain the embedded world-reader, the judge of generated sample-world videos (about 10 minutes on 2 CPU cores).
+train-reader: $(STAMP)
+	$(BIN)/python -c "from internvid_nb.world.readers import train_default_reader; train_default_reader(replace_shipped=True)"

@@ -27,7 +27,7 @@ batch_size = {batch_size}
 min_scene_len = 8
 [generate]
 steps = 4
-prompts = ["a red 3 moving left on a black background", "a blue 7 moving up on a gray background"]
+prompts = ["a red digit 3 moves from right to left on a black background", "a blue digit 7 moves from bottom to top on a gray background"]
 """)
     return tmp_path / "p.toml"
 

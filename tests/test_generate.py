@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from internvid_nb.models.t2v import TextToVideo, video_tensor, patchify, unpatchify
+from internvid_nb.models.t2v import T2VConfig, TextToVideo, video_tensor, patchify, unpatchify
 from internvid_nb.generation.train import T2VTrainConfig, train_t2v
 from internvid_nb.evaluation.generation_metrics import GenerationMetrics, TorchScriptFeatures, frechet_distance, inception_score, metrics_table
 from internvid_nb.world.generation import DigitFeatures
@@ -77,20 +77,20 @@ def test_save_and_load_give_the_same_videos(tmp_path):
 
 
 def test_condition_with_token_embeddings_trains_saves_and_loads(tmp_path):
-    "tiny-emb hands the U-Net the final text states followed by the input token embeddings, which keep every digit word."
-    pipe = TextToVideo("tiny-emb")
+    "tiny-edm hands the U-Net the final text states followed by the input token embeddings, which keep every digit word."
+    pipe = TextToVideo("tiny-edm")
     states = pipe.encode(P)
-    base = TextToVideo("tiny").encode(P)
+    base = TextToVideo("tiny").encode(P)                               # the final states alone
     L = base.shape[1]
     assert states.shape == (2, 2 * L, base.shape[2]) and torch.equal(states[:, :L], base)
-    d1, d7 = TextToVideo("tiny-emb").encode(["a red digit 1 moves up on a black background", "a red digit 7 moves up on a black background"])
+    d1, d7 = pipe.encode(["a red digit 1 moves up on a black background", "a red digit 7 moves up on a black background"])
     assert not torch.equal(d1[L:], d7[L:]) and torch.equal(d1[L:L + 4], d7[L:L + 4])    # only the digit's own embedding differs there
     vids = np.zeros((2, 8, 32, 32, 3), np.uint8); vids[0, :, 8:24, 8:24] = 255
     h = train_t2v(pipe, P, vids, T2VTrainConfig(steps=2, batch_size=2, log_every=1), log=lambda s: None)
     assert len(h) == 2 and np.isfinite(h[-1]["loss"])
     pipe.save_pretrained(tmp_path/"m")
     again = TextToVideo.from_pretrained(tmp_path/"m")
-    assert again.config.text_tokens == "final+embeddings"
+    assert again.config.text_tokens == "final+embeddings" and again.config.sigma_data == 0.5
     assert np.array_equal(pipe(P[:1], steps=2)[0], again(P[:1], steps=2)[0])
     with pytest.raises(ValueError, match="text tokens"): TextToVideo(__import__("dataclasses").replace(pipe.config, text_tokens="mean"))
 
@@ -231,7 +231,14 @@ def test_background_accuracy_scores_the_border_colour():
     real = [np.broadcast_to(np.array(cols[p.split()[-2]], np.uint8), (8, 32, 32, 3)).copy() for p in prompts]
     for r in real: r[:, 12:20, 12:20] = (200, 0, 0)                    # the digit does not count
     got = background_accuracy(real, [np.full((8, 32, 32, 3), 94, np.uint8)] * len(prompts), prompts)
-    assert got == {"real background accuracy": 100.0, "generated background accuracy": 25.0}
+    assert got == {"real background accuracy": 100.0, "generated background accuracy": 25.0,
+                   "real colour accuracy": 100.0, "generated colour accuracy": 100.0}   # one digit colour: nothing to miss
+    prompts = [f"a {c} digit 1 stays still on a black background" for c in ("red", "blue")] * 2
+    real = [np.zeros((8, 32, 32, 3), np.uint8) for _ in prompts]
+    for r, p in zip(real, prompts): r[:, 12:20, 12:20] = (230, 40, 40) if "red" in p else (60, 110, 250)
+    fake = [v.copy() for v in real[::-1]]                              # each drawn in the other colour
+    got = background_accuracy(real, fake, prompts)
+    assert got["real colour accuracy"] == 100.0 and got["generated colour accuracy"] == 0.0
     assert background_accuracy(real, real, ["a red digit 1 stays still"] * len(real)) == {}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['SearchError', 'normalised', 'top_k', 'ClipSearch']
+__all__ = ['SearchError', 'normalised', 'top_k', 'ClipSearch', 'closest_captions']
 
 # %% ../../nbs/data/search.ipynb #6aa84d8a
 class SearchError(ValueError):
@@ -124,3 +124,27 @@ class ClipSearch:
         if q.shape[1] != self.dim:
             raise SearchError(f"query width {q.shape[1]} does not match the embeddings' {self.dim} (another model?)")
         return q
+
+# %% ../../nbs/data/search.ipynb #86fed5a4
+def closest_captions(prompts, captions, encode_text=None) -> list[tuple[int, float, float]]:
+    """For each prompt: (index of the caption sharing the largest share of its words, that share, the text model's
+    cosine similarity of the two or NaN). `encode_text` (texts -> normalised [N, D] embeddings) breaks ties."""
+    import re
+
+    words = lambda t: set(re.findall(r"[a-z0-9]+", str(t).lower()))
+    cw = [words(c) for c in captions]
+    if not cw:
+        raise ValueError("no captions to match")
+    sim = None
+    if encode_text is not None:
+        sim = np.asarray(encode_text(list(map(str, prompts))), np.float32) @ np.asarray(
+            encode_text(list(map(str, captions))), np.float32
+        ).T
+    out = []
+    for i, p in enumerate(prompts):
+        pw = words(p)
+        share = np.array([len(pw & c) / max(1, len(pw | c)) for c in cw])
+        key = share + (0 if sim is None else 1e-3 * sim[i])  # similarity only orders equal shares (|cos| <= 1)
+        j = int(np.argmax(key))
+        out.append((j, float(share[j]), float("nan") if sim is None else float(sim[i, j])))
+    return out

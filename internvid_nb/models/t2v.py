@@ -46,7 +46,9 @@ class T2VConfig:
 
 # %% ../../nbs/models/t2v.ipynb #88a7f725
 T2V_CONFIGS = {
-    "tiny": T2VConfig(),
+    "tiny": T2VConfig(),  # the shipped t2v-tiny: the final text states, plain x0 prediction
+    # the CPU recipe's model (world.generation): the digit words' token embeddings in the condition, EDM's preconditioning
+    "tiny-edm": T2VConfig(name="t2v-tiny-edm", text_tokens="final+embeddings", sigma_data=0.5),
     "base": T2VConfig(
         name="t2v-base",
         size=64,
@@ -59,9 +61,6 @@ T2V_CONFIGS = {
         attention_head_dim=8,
         norm_num_groups=32,
     ),
-    "tiny-emb": T2VConfig(
-        name="t2v-tiny-emb", text_tokens="final+embeddings"
-    ),  # the condition keeps every digit word (see below)
 }
 
 # %% ../../nbs/models/t2v.ipynb #87b1589e

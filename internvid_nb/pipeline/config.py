@@ -72,10 +72,10 @@ class GenerateStageConfig:
     model: str = "t2v-tiny"
     prompts: list = field(
         default_factory=lambda: [
-            "a red 3 moving left on a black background",
-            "a large blue 7 moving up on a gray background",
-            "a green 0 rotating clockwise on a black background",
-            "a yellow 5 moving right on a white background",
+            "a red digit 3 moves from right to left on a black background",
+            "a blue digit 7 moves from bottom to top on a gray background",
+            "a green digit 0 rotates clockwise on a navy background",
+            "a yellow digit 5 moves from left to right on a brown background",
         ]
     )
     steps: int = 20

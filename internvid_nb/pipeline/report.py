@@ -184,12 +184,22 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
         sections.append(
             {
                 "title": "Pipeline: generation",
-                "text": "Text-to-video samples with their CLIPSIM (viclip-tiny video-text similarity).",
-                "tables": [pd.DataFrame(gen)[["prompt", "clipsim"]]],
+                "text": "Text-to-video samples with their CLIPSIM (viclip-tiny video-text similarity); beside each, "
+                "the curated clip whose caption shares most of the prompt's words, at the same size.",
+                "tables": [pd.DataFrame(gen)[[c for c in ("prompt", "clipsim", "real_caption") if c in pd.DataFrame(gen)]]],
                 "figures": [
-                    {"src": prefix + g["mp4"], "video": True, "width": 192,
-                     "caption": f"generated for '{g['prompt']}' (CLIPSIM {g['clipsim']:.3f})"}
+                    f
                     for g in gen
+                    for f in [
+                        {"src": prefix + g["mp4"], "video": True, "width": 192,
+                         "caption": f"generated for '{g['prompt']}' (CLIPSIM {g['clipsim']:.3f})"}
+                    ]
+                    + (
+                        [{"src": prefix + g["real_mp4"], "video": True, "width": 192,
+                          "caption": f"real: '{g['real_caption']}'"}]
+                        if g.get("real_mp4")
+                        else []
+                    )
                 ],
             }
         )

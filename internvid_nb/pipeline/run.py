@@ -132,7 +132,9 @@ def evaluate_stage(config: PipelineConfig, out: Path) -> list[dict]:
 @renamed_args(c="config")
 def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     """Videos of `config.generate.prompts` (mp4 + gif) and their CLIPSIM; the index is written last, so a killed run redoes
-    them all."""
+    them all. When the run has a curated corpus, the clip whose caption shares most of each prompt's words
+    (`closest_captions`; viclip-tiny's text similarity breaks ties) is written beside its video, at the generated size, so that the report shows real and generated for
+    the same prompt."""
     import torch
     from internvid_nb.models.t2v import TextToVideo
     from internvid_nb.models.scorers import ViCLIPScorer
@@ -151,7 +153,41 @@ def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
         rows.append(
             {"prompt": p, "mp4": f"generate/{i:03d}.mp4", "gif": f"generate/{i:03d}.gif", "clipsim": round(float(s), 4)}
         )
+    if RunLayout(out).clips.exists():
+        import pandas as pd
+
+        _real_for_prompts(rows, pd.read_parquet(RunLayout(out).clips), scorer, pipe.config, out, g.fps)
     return rows
+
+
+def _real_for_prompts(rows: list[dict], clips, scorer, c, out: Path, fps: int) -> None:
+    "Adds to each row the corpus clip whose caption is closest to its prompt, written as generate/<i>_real.mp4."
+    import warnings
+    import torch
+    from internvid_nb.data.videoio import read_frames, segments, write_mp4, VideoError
+    from internvid_nb.models.t2v import video_tensor
+
+    clips = clips.reset_index(drop=True)
+    if not len(clips) or "caption" not in clips:
+        return
+    from internvid_nb.data.search import closest_captions
+
+    with torch.no_grad():
+        match = closest_captions([r["prompt"] for r in rows], clips.caption.astype(str).tolist(), scorer.encode_text)
+    for i, (r, (j, share, s)) in enumerate(zip(rows, match)):
+        clip = clips.loc[j]
+        try:
+            f = read_frames(clip.path, segments(c.frames, "middle"), start=clip.get("start"), end=clip.get("end"))
+        except (VideoError, OSError) as e:
+            warnings.warn(f"real clip {clip.get('clip_id', j)} for prompt {i}: {e}; not shown")
+            continue
+        write_mp4(Path(out) / "generate" / f"{i:03d}_real.mp4", video_tensor(f, c.size, c.frames), fps)
+        r.update(
+            real_mp4=f"generate/{i:03d}_real.mp4",
+            real_caption=str(clip.caption),
+            real_word_share=round(share, 4),
+            real_similarity=round(s, 4),
+        )
 
 # %% ../../nbs/pipeline/run.ipynb #153c46ac
 @renamed_args(c="config")

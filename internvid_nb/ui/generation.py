@@ -57,7 +57,9 @@ class Gallery:
         nearest: int = 3,
     ):
         """`real` (a clips table: clip_id, path, start, end, caption) with `real_emb` (their video embeddings by
-        `metrics.video_model`) puts the `nearest` training clips beside each generated video: a memorisation check."""
+        `metrics.video_model`) puts beside each generated video the real clip whose caption shares most of its prompt's
+        words (`closest_captions`: real and generated for the same prompt) and the `nearest` training clips by video
+        similarity (a memorisation check)."""
         import ipywidgets as W
         from internvid_nb.data.search import ClipSearch
 
@@ -137,6 +139,14 @@ class Gallery:
                 ]
                 for ii, ss in zip(idx, sc)
             ]
+        same = []
+        if self.real is not None:  # the real clip whose caption says most of what each prompt says
+            from internvid_nb.data.search import closest_captions
+
+            same = [
+                [{"clip_id": str(self.real.clip_id[j]), "caption": str(self.real.caption[j]), "similarity": share}]
+                for j, share, _ in closest_captions(prompts, self.real.caption.tolist())
+            ]
         _, p = self.metrics.frame_features(np.concatenate(vids))
         digits = p.reshape(len(vids), -1, p.shape[-1]).mean(1).argmax(1).tolist()
         big = [np.repeat(np.repeat(v, self.scale, 1), self.scale, 2) for v in vids]
@@ -150,6 +160,7 @@ class Gallery:
             "clipsim": sims,
             "digit_seen": digits,
             "nearest": near,
+            "same_prompt": same,
             "gifs": [gif_bytes(x, fps=4) for x in big],
         }
         self.history.append(entry)
@@ -210,8 +221,8 @@ class Gallery:
         with atomic_write(self.folder / f"gen{e['id']:04d}.json", "w") as f:
             json.dump({k: v for k, v in e.items() if k != "gifs"}, f, indent=1)
 
-    def _nearest_html(self, near: list[dict]) -> str:
-        "The training clips most like a generated video, with their similarity; previews when the clips are here."
+    def _nearest_html(self, near: list[dict], title: str = "nearest training clips (video similarity)") -> str:
+        "Real clips beside a generated video, with their similarity; previews when the clips are here."
         from internvid_nb.ui.explorer import clip_gif
 
         out = []
@@ -225,11 +236,12 @@ class Gallery:
                 f'<div style="display:inline-block;margin:2px;vertical-align:top;font-size:10px;max-width:140px">{img}'
                 f"{html.escape(n['clip_id'])} ({float(n['similarity']):.3f})<br>{html.escape(n['caption'])}</div>"
             )
-        return "<div><i>nearest training clips (video similarity):</i><br>" + "".join(out) + "</div>" if out else ""
+        return f"<div><i>{html.escape(title)}:</i><br>" + "".join(out) + "</div>" if out else ""
 
     def show(self, i: int) -> None:
         e = next(e for e in self.history if e["id"] == i)
         near = e.get("nearest") or [[] for _ in e["prompts"]]
+        same = e.get("same_prompt") or [[] for _ in e["prompts"]]
         self.status.value = f"#{int(e['id'])}: {len(e['prompts'])} video(s) in {float(e['seconds']):.1f} s"
         width = self.pipe.config.size * self.scale + 8
         cards = "".join(
@@ -237,8 +249,10 @@ class Gallery:
             f'<div style="display:inline-block;width:{width}px;vertical-align:top">'
             f'<img src="data:image/gif;base64,{base64.b64encode(g).decode()}"/><br>{html.escape(p)}<br>'
             f"CLIPSIM {float(s):.3f} · digit seen {int(d)}</div>"
-            f'<div style="display:inline-block;vertical-align:top">{self._nearest_html(n)}</div></div>'
-            for g, p, s, d, n in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"], near)
+            f'<div style="display:inline-block;vertical-align:top">'
+            f'{self._nearest_html(m, "real clip with the closest caption (shared words)")}{self._nearest_html(n)}'
+            f"</div></div>"
+            for g, p, s, d, m, n in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"], same, near)
         )
         self.view.value = (
             f"<div><b>#{int(e['id'])}</b> steps {int(e['steps'])}, guidance {float(e['guidance']):g}, seed "

@@ -1,0 +1,201 @@
+"""Issue 22 research: train a text-to-video recipe on 2 CPU cores in resumable segments, keeping a snapshot of the
+averaged weights at each budget, so that digit accuracy can be plotted against training clips seen.
+
+    python bench/t2v_cpu.py train --recipe cpu --run bench/results/t2v_cpu/cpu --hours 1.9
+    python bench/t2v_cpu.py eval --run bench/results/t2v_cpu/cpu          # every snapshot not yet evaluated
+
+Rerunning `train` resumes from the run's last checkpoint (train_t2v's `last.pt`). Snapshots are diffusers folders
+(`snap-<step>`, float16) loadable with `TextToVideo.from_pretrained`; `bench/t2v_runs/<run>.json` gathers
+the evaluations (committed), `bench/t2v_runs/<run>.log` the training log.
+"""
+import argparse, json, shutil, time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from internvid_nb.models.t2v import T2V_CONFIGS, TextToVideo
+from internvid_nb.generation.train import train_t2v
+from internvid_nb.world.generation import T2V_CPU_RECIPE
+
+RECORDS = Path(__file__).parent / "t2v_runs"   # the curves and training logs, kept in git
+
+# recipes tried; each a model config and a training config (steps is the schedule's length, not a stop)
+RECIPES = {
+    # world.generation's CPU recipe: T2V_CONFIGS["tiny-edm"] (the token embeddings in the condition, EDM's
+    # preconditioning) with T2V_CPU_RECIPE; its learning rate does not depend on `steps`, so any snapshot is a budget point
+    "cpu": (replace(T2V_CONFIGS["tiny-edm"], name="t2v-cpu"), replace(T2V_CPU_RECIPE[0], steps=100_000)),
+}
+
+
+def train(args):
+    from internvid_nb.world.generation import world_aes_set
+    torch.set_num_threads(args.threads)
+    cfg, tc = RECIPES[args.recipe]
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(tc.seed)
+    pipe = TextToVideo(cfg)
+    data = run / "data.npz"
+    t0 = time.time()
+    if data.exists():
+        z = np.load(data, allow_pickle=False)
+        caps, vids = list(z["captions"]), z["videos"]
+    else:
+        caps, vids, table = world_aes_set(cfg, args.n, tc.seed)
+        np.savez(data.with_suffix(".tmp.npz"), captions=np.asarray(caps), videos=vids)
+        data.with_suffix(".tmp.npz").rename(data)
+    print(f"{len(caps)} clips ready in {time.time() - t0:.0f} s", flush=True)
+    (run / "data.json").write_text(json.dumps({"clips": len(caps)}))
+    (run / "recipe.json").write_text(json.dumps({"model": asdict(cfg), "train": asdict(tc), "n": args.n}, indent=1))
+    start, stop_at = time.time(), time.time() + args.hours * 3600
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    keep_ckpt = {int(b) for b in args.keep_ckpt.split(",") if b}
+    log = open(run / "train.log", "a")
+    for b in budgets:
+        if (run / f"snap-{b:06d}").exists():
+            continue
+        if time.time() > stop_at:
+            break
+        hist = train_t2v(pipe, caps, vids, tc, run / "ckpt", max_steps=b, max_seconds=stop_at - time.time(),
+                         log=lambda m: (print(m, flush=True), log.write(m + "\n"), log.flush()))
+        step = hist[-1]["step"] if hist else 0
+        if step < b:   # stopped by the clock: the checkpoint is saved, the next call resumes
+            break
+        pipe.save_pretrained(run / f"snap-{b:06d}", half=True)   # the EMA weights (train_t2v ends holding them)
+        if b in keep_ckpt:   # the full state, for runs that branch off here (claim d)
+            shutil.copyfile(run / "ckpt" / "last.pt", run / f"ckpt-{b:06d}.tmp")
+            (run / f"ckpt-{b:06d}.tmp").rename(run / f"ckpt-{b:06d}.pt")   # a branch waiting for it reads it whole
+        print(f"snapshot at step {b} ({b * tc.batch_size} clips), {time.time() - start:.0f} s", flush=True)
+        pipe = TextToVideo(cfg)   # the next segment resumes from the checkpoint's raw weights, not the EMA's
+    print("done", flush=True)
+
+
+def branch(args):
+    """Claim (d): from a kept checkpoint of the run, train the same recipe for the same steps on every clip of the same
+    draw (the Aes subset plus the world's bad clips) instead of the Aes subset; the run's own snapshot at the end step
+    is the Aes arm."""
+    from internvid_nb.world.generation import world_aes_set
+    torch.set_num_threads(args.threads)
+    cfg, tc = RECIPES[args.recipe]
+    src, out = Path(args.run), Path(args.out)
+    start = int(args.start)
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data.npz"
+    if data.exists():
+        z = np.load(data, allow_pickle=False)
+        caps, vids = list(z["captions"]), z["videos"]
+    else:
+        caps, vids, table = world_aes_set(cfg, args.n, tc.seed, threshold=None)
+        np.savez(data.with_suffix(".tmp.npz"), captions=np.asarray(caps), videos=vids)
+        data.with_suffix(".tmp.npz").rename(data)
+    print(f"{len(caps)} clips (all of the draw)", flush=True)
+    (out / "recipe.json").write_text(json.dumps({"model": asdict(cfg), "train": asdict(tc), "n": args.n, "subset": "all",
+                                                 "branch_of": str(src), "start": start}, indent=1))
+    (out / "ckpt").mkdir(parents=True, exist_ok=True)
+    while not (src / f"ckpt-{start:06d}.pt").exists():   # the data is ready before the run gets there
+        time.sleep(10)
+    if not (out / "ckpt" / "last.pt").exists():
+        shutil.copyfile(src / f"ckpt-{start:06d}.pt", out / "ckpt" / "last.pt")
+    end = start + args.branch_steps
+    pipe = TextToVideo(cfg)
+    log = open(out / "train.log", "a")
+    hist = train_t2v(pipe, caps, vids, tc, out / "ckpt", max_steps=end,
+                     log=lambda m: (print(m, flush=True), log.write(m + "\n"), log.flush()))
+    if hist and hist[-1]["step"] >= end:
+        pipe.save_pretrained(out / f"snap-{end:06d}", half=True)
+        print("done", flush=True)
+
+
+def snap(args):
+    """A snapshot (the averaged weights) from a kept checkpoint `ckpt-<step>.pt` of the run, for a budget the training
+    process was not told to stop at; waits for the checkpoint."""
+    from internvid_nb.models.checkpoint import load_torch_file
+    cfg, _ = RECIPES[args.recipe]
+    run, step = Path(args.run), int(args.start)
+    src = run / f"ckpt-{step:06d}.pt"
+    while not src.exists():
+        time.sleep(10)
+    saved = load_torch_file(src, "cpu")
+    assert int(saved["step"]) == step, (src, saved["step"])
+    pipe = TextToVideo(cfg)
+    pipe.unet.load_state_dict(saved["unet"])
+    with torch.no_grad():
+        for p, e in zip(pipe.unet.parameters(), saved["ema"]):
+            p.copy_(e)
+    pipe.save_pretrained(run / f"snap-{step:06d}", half=True)
+    print(f"snapshot at step {step} from {src}", flush=True)
+
+
+def ship(args):
+    """Make a snapshot the embedded default: data_samples/models/t2v-tiny (float16), named t2v-tiny, with a training
+    card from the run's kept checkpoint at that step (its logged history; seconds summed from the logged speeds)."""
+    from internvid_nb.data.core import atomic_write, data_samples_dir
+    from internvid_nb.models.checkpoint import load_torch_file
+    run, step = Path(args.run), int(args.start)
+    rec = json.loads((run / "recipe.json").read_text())
+    hist = load_torch_file(run / f"ckpt-{step:06d}.pt", "cpu")["history"]
+    pipe = TextToVideo.from_pretrained(run / f"snap-{step:06d}")
+    pipe.config.name = "t2v-tiny"
+    out = data_samples_dir() / "models" / "t2v-tiny"
+    pipe.save_pretrained(out, half=True)
+    n = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {}
+    tc = dict(rec["train"], steps=step)
+    card = {"drawn": rec["n"], "aes_clips": n.get("clips"), "device": "cpu: 2 cores, shared with the evaluations and other work",
+            "note": f"bench/t2v_cpu.py recipe {args.recipe!r}, snapshot at step {step} (T2V_TINY_RECIPE); weights in float16",
+            "phases": [{"recipe": tc, "clips": n.get("clips"), "seconds": sum(tc["log_every"] * tc["batch_size"] / h["clips_per_s"] for h in hist),
+                        "history": hist}]}
+    with atomic_write(out / "training.json", "w") as f:
+        json.dump(card, f, indent=1)
+    print(f"shipped {run / f'snap-{step:06d}'} as {out}", flush=True)
+
+
+def evaluate(args):
+    from internvid_nb.world.generation import world_generation_report
+    from internvid_nb.world.readers import WorldReader
+    reader = WorldReader.from_pretrained()
+    torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    curve_p = RECORDS / f"{run.name}.json"   # committed: the weights stay in the ignored run folder
+    RECORDS.mkdir(exist_ok=True)
+    curve = json.loads(curve_p.read_text()) if curve_p.exists() else {}
+    for snap in sorted(run.glob("snap-*")):
+        if snap.name in curve:
+            continue
+        pipe = TextToVideo.from_pretrained(snap)
+        t0 = time.time()
+        r = world_generation_report(pipe, n_test=args.n_test, steps=args.steps, guidance=args.guidance, reader=reader,
+                                    folder=run.parent / "eval-clips", rounds=args.rounds)
+        keep = {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
+        keep["rows"] = r["rows"]
+        keep["eval_seconds"] = time.time() - t0
+        keep["step"] = int(snap.name.split("-")[1])
+        rec = json.loads((run / "recipe.json").read_text())
+        keep["clips_seen"] = rec["clips_seen"] if "clips_seen" in rec else keep["step"] * rec["train"]["batch_size"]
+        curve[snap.name] = keep
+        print(snap.name, {k: v for k, v in keep.items() if k != "rows"}, flush=True)
+        curve_p.write_text(json.dumps(curve, indent=1))
+        if (run / "train.log").exists():
+            shutil.copyfile(run / "train.log", RECORDS / f"{run.name}.log")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["train", "branch", "snap", "ship", "eval"])
+    ap.add_argument("--out", help="branch: the new run's folder")
+    ap.add_argument("--start", default="1000", help="branch, snap: the kept checkpoint's step")
+    ap.add_argument("--branch-steps", type=int, default=500)
+    ap.add_argument("--recipe", default="cpu")
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--n", type=int, default=4000)
+    ap.add_argument("--hours", type=float, default=1.9)
+    ap.add_argument("--budgets", default="250,500,1000,1500,2000,3000,4000,5000,6000,8000")
+    ap.add_argument("--keep-ckpt", default="1000,1500,2000")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-test", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=50, help="eval: bootstrap rounds of the metric intervals")
+    ap.add_argument("--guidance", type=float, default=3.0)
+    args = ap.parse_args()
+    {"train": train, "branch": branch, "snap": snap, "ship": ship, "eval": evaluate}[args.what](args)
