@@ -63,6 +63,8 @@ def train(args):
         step = hist[-1]["step"] if hist else 0
         if step < b:   # stopped by the clock: the checkpoint is saved, the next call resumes
             break
+        if step != b:
+            raise SystemExit(f"the run's checkpoint is at step {step}, past the budget {b}: its snapshot is lost")
         pipe.save_pretrained(run / f"snap-{b:06d}", half=True)   # the EMA weights (train_t2v ends holding them)
         if b in keep_ckpt:   # the full state, for runs that branch off here (claim d)
             shutil.copyfile(run / "ckpt" / "last.pt", run / f"ckpt-{b:06d}.tmp")
@@ -130,12 +132,14 @@ def snap(args):
 
 def ship(args):
     """Make a snapshot the embedded default: data_samples/models/t2v-tiny (float16), named t2v-tiny, with a training
-    card from the run's kept checkpoint at that step (its logged history; seconds summed from the logged speeds)."""
+    card from the run's kept checkpoint at that step (its logged history; seconds estimated from the logged speeds).
+    Only with T2V_TINY_RECIPE and T2V_CONFIGS["tiny"] switched to the run's recipe too, so that `make train-t2v`
+    still rebuilds the shipped model."""
     from internvid_nb.data.core import atomic_write, data_samples_dir
     from internvid_nb.models.checkpoint import load_torch_file
     run, step = Path(args.run), int(args.start)
     rec = json.loads((run / "recipe.json").read_text())
-    hist = load_torch_file(run / f"ckpt-{step:06d}.pt", "cpu")["history"]
+    hist = json.loads(load_torch_file(run / f"ckpt-{step:06d}.pt", "cpu")["history"])   # saved as JSON
     pipe = TextToVideo.from_pretrained(run / f"snap-{step:06d}")
     pipe.config.name = "t2v-tiny"
     out = data_samples_dir() / "models" / "t2v-tiny"
@@ -143,7 +147,7 @@ def ship(args):
     n = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {}
     tc = dict(rec["train"], steps=step)
     card = {"drawn": rec["n"], "aes_clips": n.get("clips"), "device": "cpu: 2 cores, shared with the evaluations and other work",
-            "note": f"bench/t2v_cpu.py recipe {args.recipe!r}, snapshot at step {step} (T2V_TINY_RECIPE); weights in float16",
+            "note": f"bench/t2v_cpu.py recipe {args.recipe!r}, snapshot at step {step}; weights in float16",
             "phases": [{"recipe": tc, "clips": n.get("clips"), "seconds": sum(tc["log_every"] * tc["batch_size"] / h["clips_per_s"] for h in hist),
                         "history": hist}]}
     with atomic_write(out / "training.json", "w") as f:

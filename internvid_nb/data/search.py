@@ -127,8 +127,8 @@ class ClipSearch:
 
 # %% ../../nbs/data/search.ipynb #86fed5a4
 def closest_captions(prompts, captions, encode_text=None) -> list[tuple[int, float, float]]:
-    """For each prompt: (index of the caption sharing the largest share of its words, that share, the text model's
-    cosine similarity of the two or NaN). `encode_text` (texts -> normalised [N, D] embeddings) breaks ties."""
+    """For each prompt: (index of the caption with the largest Jaccard share of words with it, that share, the text
+    model's cosine similarity of the two or NaN). `encode_text` (texts -> normalised [N, D] embeddings) breaks ties."""
     import re
 
     words = lambda t: set(re.findall(r"[a-z0-9]+", str(t).lower()))
@@ -144,7 +144,7 @@ def closest_captions(prompts, captions, encode_text=None) -> list[tuple[int, flo
     for i, p in enumerate(prompts):
         pw = words(p)
         share = np.array([len(pw & c) / max(1, len(pw | c)) for c in cw])
-        key = share + (0 if sim is None else 1e-3 * sim[i])  # similarity only orders equal shares (|cos| <= 1)
-        j = int(np.argmax(key))
+        second = np.zeros(len(cw)) if sim is None else sim[i]
+        j = int(np.lexsort((-np.arange(len(cw)), second, share))[-1])  # the largest share; then similarity; then first
         out.append((j, float(share[j]), float("nan") if sim is None else float(sim[i, j])))
     return out

@@ -185,7 +185,7 @@ def pipeline_sections(out: Path, summary: dict, previews: int = 6, prefix: str =
             {
                 "title": "Pipeline: generation",
                 "text": "Text-to-video samples with their CLIPSIM (viclip-tiny video-text similarity); beside each, "
-                "the curated clip whose caption shares most of the prompt's words, at the same size.",
+                "the kept clip whose caption shares most words with the prompt, at the same size.",
                 "tables": [pd.DataFrame(gen)[[c for c in ("prompt", "clipsim", "real_caption") if c in pd.DataFrame(gen)]]],
                 "figures": [
                     f

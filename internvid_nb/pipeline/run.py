@@ -132,8 +132,8 @@ def evaluate_stage(config: PipelineConfig, out: Path) -> list[dict]:
 @renamed_args(c="config")
 def generate_stage(config: PipelineConfig, out: Path) -> list[dict]:
     """Videos of `config.generate.prompts` (mp4 + gif) and their CLIPSIM; the index is written last, so a killed run redoes
-    them all. When the run has a curated corpus, the clip whose caption shares most of each prompt's words
-    (`closest_captions`; viclip-tiny's text similarity breaks ties) is written beside its video, at the generated size, so that the report shows real and generated for
+    them all. When the run has a curated corpus, the kept clip whose caption shares most words with each
+    prompt (`closest_captions`; viclip-tiny's text similarity breaks ties) is written beside its video, at the generated size, so that the report shows real and generated for
     the same prompt."""
     import torch
     from internvid_nb.models.t2v import TextToVideo
@@ -167,6 +167,10 @@ def _real_for_prompts(rows: list[dict], clips, scorer, c, out: Path, fps: int) -
     from internvid_nb.data.videoio import read_frames, segments, write_mp4, VideoError
     from internvid_nb.models.t2v import video_tensor
 
+    if "status" in clips:  # the clips curation kept: captioned, not a duplicate
+        clips = clips[clips.status == "ok"]
+    if "dup_of" in clips:
+        clips = clips[clips.dup_of.fillna("") == ""]
     clips = clips.reset_index(drop=True)
     if not len(clips) or "caption" not in clips:
         return

@@ -57,8 +57,8 @@ class Gallery:
         nearest: int = 3,
     ):
         """`real` (a clips table: clip_id, path, start, end, caption) with `real_emb` (their video embeddings by
-        `metrics.video_model`) puts beside each generated video the real clip whose caption shares most of its prompt's
-        words (`closest_captions`: real and generated for the same prompt) and the `nearest` training clips by video
+        `metrics.video_model`) puts beside each generated video the real clip whose caption shares most words with its
+        prompt (`closest_captions`: real and generated for the same prompt) and the `nearest` training clips by video
         similarity (a memorisation check)."""
         import ipywidgets as W
         from internvid_nb.data.search import ClipSearch
@@ -145,7 +145,7 @@ class Gallery:
 
             same = [
                 [{"clip_id": str(self.real.clip_id[j]), "caption": str(self.real.caption[j]), "similarity": share}]
-                for j, share, _ in closest_captions(prompts, self.real.caption.tolist())
+                for j, share, _ in closest_captions(prompts, self.real.caption.tolist(), self.metrics.video_model.encode_text)
             ]
         _, p = self.metrics.frame_features(np.concatenate(vids))
         digits = p.reshape(len(vids), -1, p.shape[-1]).mean(1).argmax(1).tolist()
@@ -250,7 +250,7 @@ class Gallery:
             f'<img src="data:image/gif;base64,{base64.b64encode(g).decode()}"/><br>{html.escape(p)}<br>'
             f"CLIPSIM {float(s):.3f} · digit seen {int(d)}</div>"
             f'<div style="display:inline-block;vertical-align:top">'
-            f'{self._nearest_html(m, "real clip with the closest caption (shared words)")}{self._nearest_html(n)}'
+            f'{self._nearest_html(m, "real clip whose caption shares most words (Jaccard)")}{self._nearest_html(n)}'
             f"</div></div>"
             for g, p, s, d, m, n in zip(e["gifs"], e["prompts"], e["clipsim"], e["digit_seen"], same, near)
         )

@@ -74,13 +74,14 @@ def train_t2v_tiny(
 ) -> TextToVideo:
     """Train the embedded t2v-tiny on the Aes subset of a draw of `n` sample-world clips, phase by phase (phase 2 on a
     random 3600 of them); resumable through `run`. `config` names the model (`recipe=T2V_CPU_RECIPE, config="tiny-edm",
-    n=4000`: the CPU recipe). `device` defaults to CUDA when there is one. Saved to
+    n=4000`: the CPU recipe, written under its own name, t2v-tiny-edm). `device` defaults to CUDA when there is one. Saved to
     outputs/retrained/t2v-tiny unless `out` or `replace_shipped=True` (`make train-t2v`) says else."""
-    out = retrained_path("t2v-tiny", out, replace_shipped)  # never the shipped copy unless asked
-    log(f"training t2v-tiny into {out}")
     device = default_device(device)
     torch.manual_seed(recipe[0].seed)
     pipe = pipe or TextToVideo(config, device=device)
+    name = pipe.config.name  # t2v-tiny; another config trains into its own folders (t2v-tiny-edm)
+    out = retrained_path(name, out, replace_shipped)  # never the shipped copy unless asked
+    log(f"training {name} into {out}")
     caps, vids, table = world_aes_set(pipe.config, n, recipe[0].seed)
     log(f"{len(caps)} of {len(table)} clips in the Aes subset")
     run = Path(run or out.with_name(out.name + "-run"))
@@ -176,41 +177,46 @@ def _colour_words(prompts: Sequence[str], pattern: str) -> list:
 
 
 def _word_accuracy(real, fake, words, colour) -> dict:
-    "Each video's colour goes to the nearest of the real clips' mean colours per word; % given their prompt's word."
+    """Each video's colour goes to the nearest of the real clips' mean colours per word ("none" when `colour` finds
+    none); per kind: (% given their prompt's word, chance and p of `permutation_chance`)."""
     keep = [i for i, w in enumerate(words) if w]
     if not keep:
         return {}
     names = sorted({words[i] for i in keep})
-    ref = np.stack([np.mean([colour(real[i]) for i in keep if words[i] == n], 0) for n in names])
-    return {
-        kind: float(np.mean([names[int(np.argmin(((ref - colour(v[i])) ** 2).sum(1)))] == words[i] for i in keep]) * 100)
-        for kind, v in (("real", real), ("generated", fake))
-    }
+    ref = np.stack([np.mean([c for i in keep if words[i] == n and (c := colour(real[i])) is not None], 0) for n in names])
+    name = lambda c: "none" if c is None else names[int(np.argmin(((ref - c) ** 2).sum(1)))]
+    truth = np.array([words[i] for i in keep])
+    out = {}
+    for kind, v in (("real", real), ("generated", fake)):
+        pred = np.array([name(colour(v[i])) for i in keep])
+        out[kind] = (float((pred == truth).mean() * 100), *permutation_chance(pred, truth))
+    return out
 
 
 def _border_colour(v: np.ndarray) -> np.ndarray:
     return np.median(np.concatenate([v[:, 0], v[:, -1], v[:, :, 0], v[:, :, -1]], 1).reshape(-1, 3).astype(float), 0)
 
 
-def _digit_colour(v: np.ndarray) -> np.ndarray:
-    "Median colour of the pixels far from the border colour (the digit's, in a one-object clip)."
+def _digit_colour(v: np.ndarray, least: float = 40.0) -> np.ndarray | None:
+    """Median colour of the pixels far from the border colour (the digit's, in a one-object clip); None when no pixel
+    differs from the border by `least` levels of 255 (no digit drawn)."""
     f = np.asarray(v, float)
     d = np.abs(f - _border_colour(v)).max(-1)
-    on = d > 0.5 * max(d.max(), 1.0)
-    return np.median(f[on], 0) if on.any() else _border_colour(v)  # no digit drawn: it has the background's colour
+    return np.median(f[d > 0.5 * d.max()], 0) if d.max() >= least else None
 
 
 def background_accuracy(real: Sequence[np.ndarray], fake: Sequence[np.ndarray], prompts: Sequence[str]) -> dict:
     """Do the background and the digit have the prompted colours? A video's border colour (median over frames) and its
     digit's colour (median of the pixels far from the border's) go to the nearest of the real clips' mean colours per
-    word of the prompts; % of videos given their prompt's words."""
+    word of the prompts (a video without a digit gets "none"); % of videos given their prompt's words, with the chance
+    and p-value of the same predictions against shuffled words (`permutation_chance`)."""
     out = {}
     for what, pattern, colour in (
         ("background", r"on an? (\w+) background", _border_colour),
         ("colour", r"^an? (\w+) digit", _digit_colour),
     ):
-        for kind, v in _word_accuracy(real, fake, _colour_words(prompts, pattern), colour).items():
-            out[f"{kind} {what} accuracy"] = v
+        for kind, (acc, chance, p) in _word_accuracy(real, fake, _colour_words(prompts, pattern), colour).items():
+            out[f"{kind} {what} accuracy"], out[f"{kind} {what} chance"], out[f"{kind} {what} p"] = acc, chance, p
     return out
 
 # %% ../../nbs/world/generation.ipynb #dbc6e1e7
@@ -228,8 +234,8 @@ def world_generation_report(
 ) -> dict:
     """Generate for the held-out one-object prompts of `world_eval_clips(n_test)` (digit-motion-colour combinations
     never trained on) and grade the videos beside the real clips of the same prompts: digit and motion as the world
-    reader reads them, motion as viclip-tiny's zero-shot reads it, background and digit colour, each with its chance
-    (`permutation_chance`); FID, FVD (the reader's order-sensitive clip features), IS and CLIPSIM with reference rows.
+    reader reads them, motion as viclip-tiny's zero-shot reads it, background and digit colour (`background_accuracy`),
+    each with its chance (`permutation_chance`); FID, FVD (the reader's order-sensitive clip features), IS and CLIPSIM with reference rows.
     `edit_strengths`: the real clips are also noised to each share of the schedule and denoised under their prompts
     (`TextToVideo(videos=, strength=)`); the digit accuracy of those edits says whether the model keeps the detail it
     is handed."""

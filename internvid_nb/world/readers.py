@@ -116,9 +116,13 @@ class _FrameView:
     @torch.no_grad()
     def __call__(self, frames):
         r = self.reader.eval()
-        x = r.prepare([np.asarray(frames)[i : i + 1] for i in range(len(frames))])  # each frame as a 1-frame video
-        x = x[:, :, 0]
-        f = torch.cat([r.frame_net(digit_crops(x[s : s + 512])) for s in range(0, len(x), 512)])
+        f = []
+        for s in range(0, len(frames), 512):
+            x = torch.as_tensor(np.asarray(frames[s : s + 512])).permute(0, 3, 1, 2).float()
+            if x.shape[-2:] != (r.size, r.size):  # area-resized, as `prepare` does
+                x = F.interpolate(x, size=(r.size, r.size), mode="area").round().clamp(0, 255)
+            f.append(r.frame_net(digit_crops(x.div(127.5).sub(1))))
+        f = torch.cat(f)
         return f.numpy(), F.softmax(r.digit_head(f), -1).numpy()
 
 
