@@ -26,7 +26,25 @@ RECIPES = {
     # world.generation's CPU recipe: T2V_CONFIGS["tiny-edm"] (the token embeddings in the condition, EDM's
     # preconditioning) with T2V_CPU_RECIPE; its learning rate does not depend on `steps`, so any snapshot is a budget point
     "cpu": (replace(T2V_CONFIGS["tiny-edm"], name="t2v-cpu"), replace(T2V_CPU_RECIPE[0], steps=100_000)),
+    # joint image-video training: three steps of 128 single frames before each step of 16 clips (the same pixels per
+    # step), so that the spatial layers see 8x more digits; meant to start from a "cpu" snapshot (--init)
+    "joint": (replace(T2V_CONFIGS["tiny-edm"], name="t2v-cpu-joint"),
+              replace(T2V_CPU_RECIPE[0], steps=100_000, warmup=100, image_steps=3)),
+    # the shipped t2v-tiny (plain x0, GPU-trained on 346k clips) fine-tuned with the digit words' token embeddings
+    # added to its condition (the U-Net's cross-attention takes any number of tokens), joint image-video steps as
+    # "joint", and its phase 2's loss weight; start it with --init data_samples/models/t2v-tiny --init-clips 346368
+    "ft": (replace(T2V_CONFIGS["tiny"], name="t2v-tiny-ft", text_tokens="final+embeddings"),
+           replace(T2V_CPU_RECIPE[0], steps=100_000, lr=2e-4, warmup=100, image_steps=3, snr_gamma=5.0)),
 }
+
+
+def clips_seen(rec: dict, step: int) -> dict:
+    "Clips of the video steps and single frames of the image steps up to `step`, the init's included."
+    tc = rec["train"]
+    k = tc.get("image_steps", 0) + 1
+    video = step // k
+    return {"clips_seen": rec.get("init_clips", 0) + video * tc["batch_size"],
+            "frames_seen": (step - video) * tc["batch_size"] * rec["model"]["frames"]}
 
 
 def train(args):
@@ -37,6 +55,15 @@ def train(args):
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tc.seed)
     pipe = TextToVideo(cfg)
+    init = {}
+    if args.init:   # warm start from another run's snapshot (its averaged weights), with a fresh optimizer
+        src = TextToVideo.from_pretrained(args.init)
+        pipe.unet.load_state_dict({k: v.float() for k, v in src.unet.state_dict().items()})
+        if args.init_clips is None:   # a snapshot snap-<step> of a run of this script
+            step0 = int(Path(args.init).name.split("-")[1])
+            src_rec = json.loads((Path(args.init).parent / "recipe.json").read_text())
+            args.init_clips = clips_seen(src_rec, step0)["clips_seen"]
+        init = {"init": str(args.init), "init_clips": args.init_clips}
     data = run / "data.npz"
     t0 = time.time()
     if data.exists():
@@ -48,7 +75,7 @@ def train(args):
         data.with_suffix(".tmp.npz").rename(data)
     print(f"{len(caps)} clips ready in {time.time() - t0:.0f} s", flush=True)
     (run / "data.json").write_text(json.dumps({"clips": len(caps)}))
-    (run / "recipe.json").write_text(json.dumps({"model": asdict(cfg), "train": asdict(tc), "n": args.n}, indent=1))
+    (run / "recipe.json").write_text(json.dumps({"model": asdict(cfg), "train": asdict(tc), "n": args.n} | init, indent=1))
     start, stop_at = time.time(), time.time() + args.hours * 3600
     budgets = sorted(int(b) for b in args.budgets.split(","))
     keep_ckpt = {int(b) for b in args.keep_ckpt.split(",") if b}
@@ -71,6 +98,7 @@ def train(args):
             (run / f"ckpt-{b:06d}.tmp").rename(run / f"ckpt-{b:06d}.pt")   # a branch waiting for it reads it whole
         print(f"snapshot at step {b} ({b * tc.batch_size} clips), {time.time() - start:.0f} s", flush=True)
         pipe = TextToVideo(cfg)   # the next segment resumes from the checkpoint's raw weights, not the EMA's
+        # (an --init run's weights come from its checkpoint too, from the first segment's first save on)
     print("done", flush=True)
 
 
@@ -140,16 +168,22 @@ def ship(args):
     run, step = Path(args.run), int(args.start)
     rec = json.loads((run / "recipe.json").read_text())
     hist = json.loads(load_torch_file(run / f"ckpt-{step:06d}.pt", "cpu")["history"])   # saved as JSON
+    init_card = Path(rec.get("init", "-")) / "training.json"   # read before the shipped folder is written over
+    before = json.loads(init_card.read_text()) if init_card.exists() else None
     pipe = TextToVideo.from_pretrained(run / f"snap-{step:06d}")
     pipe.config.name = "t2v-tiny"
     out = data_samples_dir() / "models" / "t2v-tiny"
     pipe.save_pretrained(out, half=True)
     n = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {}
     tc = dict(rec["train"], steps=step)
-    card = {"drawn": rec["n"], "aes_clips": n.get("clips"), "device": "cpu: 2 cores, shared with the evaluations and other work",
-            "note": f"bench/t2v_cpu.py recipe {args.recipe!r}, snapshot at step {step}; weights in float16",
-            "phases": [{"recipe": tc, "clips": n.get("clips"), "seconds": sum(tc["log_every"] * tc["batch_size"] / h["clips_per_s"] for h in hist),
-                        "history": hist}]}
+    phase = {"recipe": tc, "clips": n.get("clips"), "drawn": rec["n"], "device": "cpu: 2 cores, shared with the evaluations and other work",
+             "text_tokens": rec["model"]["text_tokens"],
+             "seconds": sum(tc["log_every"] * tc["batch_size"] / h["clips_per_s"] for h in hist), "history": hist}
+    card = {"drawn": rec["n"], "aes_clips": n.get("clips"), "device": phase["device"],
+            "note": f"bench/t2v_cpu.py recipe {args.recipe!r}, snapshot at step {step}; weights in float16", "phases": [phase]}
+    if before:   # a fine-tuned model: the init's phases come first
+        card = dict(before, note=f"phases 1-{len(before['phases'])}: {before.get('device')}; the last: " + card["note"],
+                    phases=[dict(p, text_tokens=p.get("text_tokens", "final")) for p in before["phases"]] + [phase])
     with atomic_write(out / "training.json", "w") as f:
         json.dump(card, f, indent=1)
     print(f"shipped {run / f'snap-{step:06d}'} as {out}", flush=True)
@@ -165,7 +199,7 @@ def evaluate(args):
     RECORDS.mkdir(exist_ok=True)
     curve = json.loads(curve_p.read_text()) if curve_p.exists() else {}
     for snap in sorted(run.glob("snap-*")):
-        if snap.name in curve:
+        if snap.name in curve or (args.snaps and int(snap.name.split("-")[1]) not in args.snaps):
             continue
         pipe = TextToVideo.from_pretrained(snap)
         t0 = time.time()
@@ -176,7 +210,7 @@ def evaluate(args):
         keep["eval_seconds"] = time.time() - t0
         keep["step"] = int(snap.name.split("-")[1])
         rec = json.loads((run / "recipe.json").read_text())
-        keep["clips_seen"] = rec["clips_seen"] if "clips_seen" in rec else keep["step"] * rec["train"]["batch_size"]
+        keep |= clips_seen(rec, keep["step"])
         curve[snap.name] = keep
         print(snap.name, {k: v for k, v in keep.items() if k != "rows"}, flush=True)
         curve_p.write_text(json.dumps(curve, indent=1))
@@ -184,14 +218,53 @@ def evaluate(args):
             shutil.copyfile(run / "train.log", RECORDS / f"{run.name}.log")
 
 
+def probe(args):
+    """A quick look between snapshots: the digit and motion the world reader reads in videos generated for the first
+    `--n-test` held-out one-object prompts of world_eval_clips(120) (the eval's prompts and seeds), and the digit in
+    single images (the model run with one frame, as its image steps train it); records in bench/t2v_runs/probes/<run>.json."""
+    from dataclasses import replace as dc_replace
+    from internvid_nb.world.comparisons import world_eval_clips
+    from internvid_nb.world.readers import WorldReader, MOTION_NAMES
+    reader = WorldReader.from_pretrained()
+    torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    clips = world_eval_clips(120, run.parent / "eval-clips")
+    one = clips[clips.n_objects == 1].reset_index(drop=True).iloc[: args.n_test]
+    prompts, y = one.caption_true.tolist(), one.digit.to_numpy()
+    ym = np.array([MOTION_NAMES.index(m) for m in one.motion])
+    rec_p = RECORDS / "probes" / f"{run.name}.json"   # beside, not among, the graded curves
+    rec_p.parent.mkdir(exist_ok=True)
+    recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
+    for snap in sorted(run.glob("snap-*")):
+        if snap.name in recs or (args.snaps and int(snap.name.split("-")[1]) not in args.snaps):
+            continue
+        pipe = TextToVideo.from_pretrained(snap)
+        t0 = time.time()
+        r = reader.read(pipe(prompts, steps=args.steps, guidance=args.guidance, seed=0))
+        img = TextToVideo(dc_replace(pipe.config, frames=1), unet=pipe.unet)
+        frames = img(prompts, steps=args.steps, guidance=args.guidance, seed=0)
+        ri = reader.read([np.repeat(f, pipe.config.frames, axis=0) for f in frames])
+        rec = json.loads((run / "recipe.json").read_text())
+        recs[snap.name] = {"step": int(snap.name.split("-")[1]), "prompts": len(prompts), **clips_seen(rec, int(snap.name.split("-")[1])),
+                           "video digit accuracy": float((r["digit"] == y).mean() * 100),
+                           "video motion accuracy": float((r["motion"] == ym).mean() * 100),
+                           "image digit accuracy": float((ri["digit"] == y).mean() * 100),
+                           "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
+                           "seconds": time.time() - t0}
+        print(snap.name, recs[snap.name], flush=True)
+        rec_p.write_text(json.dumps(recs, indent=1))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["train", "branch", "snap", "ship", "eval"])
+    ap.add_argument("what", choices=["train", "branch", "snap", "ship", "eval", "probe"])
     ap.add_argument("--out", help="branch: the new run's folder")
     ap.add_argument("--start", default="1000", help="branch, snap: the kept checkpoint's step")
     ap.add_argument("--branch-steps", type=int, default=500)
     ap.add_argument("--recipe", default="cpu")
     ap.add_argument("--run", required=True)
+    ap.add_argument("--init", help="train: start from this snapshot folder (snap-<step> of another run)")
+    ap.add_argument("--init-clips", type=int, help="train --init: clips the init has seen (another model than a snapshot)")
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--hours", type=float, default=1.9)
     ap.add_argument("--budgets", default="250,500,1000,1500,2000,3000,4000,5000,6000,8000")
@@ -201,5 +274,6 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=50, help="eval: bootstrap rounds of the metric intervals")
     ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--snaps", type=lambda v: {int(x) for x in v.split(",")}, help="eval, probe: only these steps")
     args = ap.parse_args()
-    {"train": train, "branch": branch, "snap": snap, "ship": ship, "eval": evaluate}[args.what](args)
+    {"train": train, "branch": branch, "snap": snap, "ship": ship, "eval": evaluate, "probe": probe}[args.what](args)

@@ -1,4 +1,5 @@
 """Text-to-video: seeded pipeline, exact resume, save/load, metrics against their reference rows, extractors, gallery."""
+from dataclasses import replace
 import numpy as np
 import pytest
 import torch
@@ -66,6 +67,29 @@ def test_training_learns_and_resumes_exactly(tmp_path):
     h = train_t2v(p, caps, vids, T2VTrainConfig(steps=40, batch_size=4, log_every=10, warmup=5, lr=1e-3), log=lambda s: None)
     assert h[-1]["loss"] < 0.5 * h[0]["loss"]
     with pytest.raises(ValueError, match="captions"): train_t2v(p, caps[:3], vids, c)
+
+
+def test_joint_image_video_training_takes_single_frames_and_resumes_exactly(tmp_path):
+    vids = np.zeros((4, 8, 32, 32, 3), np.uint8); vids[:2, :, 8:24, 8:24] = 255
+    vids[:, :, 0, 0] = np.arange(8)[None, :, None] * 30                   # each frame of a clip differs
+    caps = [P[0], P[0], P[1], P[1]]
+    c = T2VTrainConfig(steps=4, batch_size=2, ckpt_every=1, log_every=1, warmup=1, ema=0.9, image_steps=1)
+    torch.manual_seed(0); whole = TextToVideo("tiny")
+    seen = []
+    whole.unet.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape)))
+    train_t2v(whole, caps, vids, c, tmp_path/"whole", log=lambda s: None)
+    # steps 1 and 3: one frame of each of batch_size * frames clips; steps 2 and 4: batch_size whole clips
+    assert seen == [(16, 48, 1, 8, 8), (2, 48, 8, 8, 8)] * 2, seen
+    torch.manual_seed(0); first = TextToVideo("tiny")
+    train_t2v(first, caps, vids, c, tmp_path/"split", log=lambda s: None, max_steps=1)   # killed after an image step
+    torch.manual_seed(1); second = TextToVideo("tiny")
+    h = train_t2v(second, caps, vids, c, tmp_path/"split", log=lambda s: None)
+    assert [r["step"] for r in h] == [1, 2, 3, 4]
+    for (k, a), b in zip(whole.unet.state_dict().items(), second.unet.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    # a run saved without image steps is not resumed with them
+    with pytest.raises(Exception, match="image_steps"):
+        train_t2v(TextToVideo("tiny"), caps, vids, replace(c, image_steps=0), tmp_path/"whole", log=lambda s: None)
 
 
 def test_save_and_load_give_the_same_videos(tmp_path):

@@ -63,6 +63,7 @@ class T2VTrainConfig:
     snr_gamma: float = (
         0.0  # > 0: x0 target: weight 1 + SNR(t) (the v-loss's) capped at gamma; epsilon, v: min-SNR-gamma
     )
+    image_steps: int = 0  # joint image-video training (Ho et al. 2022): this many single-frame steps before each video step
     amp: bool = False  # bfloat16 autocast of the U-Net's forward pass on CUDA (weights, optimizer, EMA stay float32)
 
 # %% ../../nbs/generation/train.ipynb #2b402595
@@ -109,13 +110,26 @@ def train_t2v(
             lr *= 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / max(1, config.steps - config.warmup)))
         return lr
 
+    def batch(step: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Step `step`'s clips and their videos [B, C, T, h, w] in [-1, 1]; with `image_steps`, all but every
+        (image_steps + 1)-th step take one random frame of each of batch_size * frames random clips instead (T = 1): the
+        same pixels per step, spent on the spatial layers (the temporal ones see a single frame)."""
+        cycle = step // (config.image_steps + 1)
+        if step % (config.image_steps + 1) == config.image_steps:  # a video step: the clips in epoch order
+            idx = batch_indices(cycle, len(videos), config.batch_size, config.seed)
+            v = V[torch.as_tensor(idx, device=dev)]
+        else:
+            g = torch.Generator().manual_seed(seed_from(config.seed, step, 5))
+            n = config.batch_size * V.shape[1]
+            idx = torch.randint(len(videos), (n,), generator=g).numpy()
+            f = torch.randint(V.shape[1], (n,), generator=g)
+            v = V[torch.as_tensor(idx, device=dev), f.to(dev)][:, None]
+        return idx, patchify(v.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1), pipe.config.patch)
+
     def one_step(step: int) -> dict:
         unet.train()
-        idx = batch_indices(step, len(videos), config.batch_size, config.seed)
+        idx, x = batch(step)
         g = torch.Generator().manual_seed(seed_from(config.seed, step, 3))
-        x = patchify(
-            V[torch.as_tensor(idx, device=dev)].permute(0, 4, 1, 2, 3).float().div(127.5).sub(1), pipe.config.patch
-        )
         drop = torch.rand(len(idx), generator=g) < pipe.config.cond_drop
         cond = states[torch.as_tensor(np.where(drop.numpy(), empty, inv[idx]), device=dev)]
         noise = torch.randn(x.shape, generator=g).to(dev)
