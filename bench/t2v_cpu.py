@@ -40,6 +40,8 @@ RECIPES = {
 
 def clips_seen(rec: dict, step: int) -> dict:
     "Clips of the video steps and single frames of the image steps up to `step`, the init's included."
+    if "clips_seen" in rec:   # a model graded as it is (t2v-tiny-gpu)
+        return {"clips_seen": rec["clips_seen"], "frames_seen": 0}
     tc = rec["train"]
     k = tc.get("image_steps", 0) + 1
     video = step // k
@@ -56,14 +58,23 @@ def train(args):
     torch.manual_seed(tc.seed)
     pipe = TextToVideo(cfg)
     init = {}
-    if args.init:   # warm start from another run's snapshot (its averaged weights), with a fresh optimizer
-        src = TextToVideo.from_pretrained(args.init)
+    old = json.loads((run / "recipe.json").read_text()) if (run / "recipe.json").exists() else {}
+    if old.get("init") and (not args.init or str(Path(args.init).resolve()) != old["init"]):
+        raise SystemExit(f"{run} started from {old['init']}: rerun it with --init {old['init']}")
+    if args.init:   # warm start from another model's weights (a snapshot's are averaged), with a fresh optimizer
+        src_dir = Path(args.init).resolve()
+        src = TextToVideo.from_pretrained(src_dir)
         pipe.unet.load_state_dict({k: v.float() for k, v in src.unet.state_dict().items()})
-        if args.init_clips is None:   # a snapshot snap-<step> of a run of this script
-            step0 = int(Path(args.init).name.split("-")[1])
-            src_rec = json.loads((Path(args.init).parent / "recipe.json").read_text())
-            args.init_clips = clips_seen(src_rec, step0)["clips_seen"]
-        init = {"init": str(args.init), "init_clips": args.init_clips}
+        init = {"init": str(src_dir)}
+        if src_dir.name.startswith("snap-") and (src_dir.parent / "recipe.json").exists():   # a run of this script
+            src_rec = json.loads((src_dir.parent / "recipe.json").read_text())
+            init |= {"init_recipe": src_rec, "init_clips": clips_seen(src_rec, int(src_dir.name.split("-")[1]))["clips_seen"]}
+        elif args.init_clips is None:
+            raise SystemExit(f"--init {args.init} is not a snapshot of a run of this script: say --init-clips")
+        if args.init_clips is not None:
+            init["init_clips"] = args.init_clips
+        if (src_dir / "training.json").exists() and not (run / "init_training.json").exists():   # its card, for ship
+            shutil.copyfile(src_dir / "training.json", run / "init_training.json")
     data = run / "data.npz"
     t0 = time.time()
     if data.exists():
@@ -96,7 +107,8 @@ def train(args):
         if b in keep_ckpt:   # the full state, for runs that branch off here (claim d)
             shutil.copyfile(run / "ckpt" / "last.pt", run / f"ckpt-{b:06d}.tmp")
             (run / f"ckpt-{b:06d}.tmp").rename(run / f"ckpt-{b:06d}.pt")   # a branch waiting for it reads it whole
-        print(f"snapshot at step {b} ({b * tc.batch_size} clips), {time.time() - start:.0f} s", flush=True)
+        seen = clips_seen(json.loads((run / "recipe.json").read_text()), b)
+        print(f"snapshot at step {b} ({seen['clips_seen']} clips, {seen['frames_seen']} frames), {time.time() - start:.0f} s", flush=True)
         pipe = TextToVideo(cfg)   # the next segment resumes from the checkpoint's raw weights, not the EMA's
         # (an --init run's weights come from its checkpoint too, from the first segment's first save on)
     print("done", flush=True)
@@ -168,7 +180,7 @@ def ship(args):
     run, step = Path(args.run), int(args.start)
     rec = json.loads((run / "recipe.json").read_text())
     hist = json.loads(load_torch_file(run / f"ckpt-{step:06d}.pt", "cpu")["history"])   # saved as JSON
-    init_card = Path(rec.get("init", "-")) / "training.json"   # read before the shipped folder is written over
+    init_card = run / "init_training.json"   # the init's card as it was when the run started (train --init)
     before = json.loads(init_card.read_text()) if init_card.exists() else None
     pipe = TextToVideo.from_pretrained(run / f"snap-{step:06d}")
     pipe.config.name = "t2v-tiny"
@@ -177,7 +189,8 @@ def ship(args):
     n = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {}
     tc = dict(rec["train"], steps=step)
     phase = {"recipe": tc, "clips": n.get("clips"), "drawn": rec["n"], "device": "cpu: 2 cores, shared with the evaluations and other work",
-             "text_tokens": rec["model"]["text_tokens"],
+             "text_tokens": rec["model"].get("text_tokens", "final"),
+             "init": rec.get("init"), "init_clips": rec.get("init_clips"), "video_clips": clips_seen(rec, step)["clips_seen"] - rec.get("init_clips", 0),
              "seconds": sum(tc["log_every"] * tc["batch_size"] / h["clips_per_s"] for h in hist), "history": hist}
     card = {"drawn": rec["n"], "aes_clips": n.get("clips"), "device": phase["device"],
             "note": f"bench/t2v_cpu.py recipe {args.recipe!r}, snapshot at step {step}; weights in float16", "phases": [phase]}

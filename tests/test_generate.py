@@ -87,9 +87,17 @@ def test_joint_image_video_training_takes_single_frames_and_resumes_exactly(tmp_
     assert [r["step"] for r in h] == [1, 2, 3, 4]
     for (k, a), b in zip(whole.unet.state_dict().items(), second.unet.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), k
-    # a run saved without image steps is not resumed with them
+    # a run saved with image steps is not resumed without them, nor one saved before the setting existed with them
     with pytest.raises(Exception, match="image_steps"):
         train_t2v(TextToVideo("tiny"), caps, vids, replace(c, image_steps=0), tmp_path/"whole", log=lambda s: None)
+    old = torch.load(tmp_path/"split"/"last.pt", weights_only=True)
+    settings = __import__("json").loads(old["train_config"]); del settings["image_steps"]
+    old["train_config"] = __import__("json").dumps(settings)
+    torch.save(old, tmp_path/"split"/"last.pt")
+    with pytest.raises(Exception, match="image_steps"):
+        train_t2v(TextToVideo("tiny"), caps, vids, replace(c, steps=6), tmp_path/"split", log=lambda s: None)
+    h = train_t2v(TextToVideo("tiny"), caps, vids, replace(c, steps=6, image_steps=0), tmp_path/"split", log=lambda s: None)
+    assert h[-1]["step"] == 6                                           # read as 0: resumed
 
 
 def test_save_and_load_give_the_same_videos(tmp_path):

@@ -175,7 +175,8 @@ def train_t2v(
         states=kept,
         settings=asdict(config),
         free=("steps", "ckpt_every", "log_every"),
-        only_known=True,
+        # settings older than a checkpoint are not compared, except image steps asked of a run saved without any
+        only_known=True if not config.image_steps else [k for k in asdict(config) if k != "image_steps"],
         optional=["ema"],
         on_resume=reclone_ema,
         log_every=config.log_every,
