@@ -27,7 +27,7 @@ RECIPES = {
     # preconditioning) with T2V_CPU_RECIPE; its learning rate does not depend on `steps`, so any snapshot is a budget point
     "cpu": (replace(T2V_CONFIGS["tiny-edm"], name="t2v-cpu"), replace(T2V_CPU_RECIPE[0], steps=100_000)),
     # joint image-video training: three steps of 128 single frames before each step of 16 clips (the same pixels per
-    # step), so that the spatial layers see 8x more digits; meant to start from a "cpu" snapshot (--init)
+    # step), so that an image step shows the spatial layers frames of 8x as many clips; meant to start from a "cpu" snapshot (--init)
     "joint": (replace(T2V_CONFIGS["tiny-edm"], name="t2v-cpu-joint"),
               replace(T2V_CPU_RECIPE[0], steps=100_000, warmup=100, image_steps=3)),
     # the shipped t2v-tiny (plain x0, GPU-trained on 346k clips) fine-tuned with the digit words' token embeddings
@@ -47,6 +47,12 @@ def clips_seen(rec: dict, step: int) -> dict:
     video = step // k
     return {"clips_seen": rec.get("init_clips", 0) + video * tc["batch_size"],
             "frames_seen": (step - video) * tc["batch_size"] * rec["model"]["frames"]}
+
+
+def snapshots(run: Path, done: dict, only: set | None) -> list:
+    "The run's snapshot folders (snap-<step>) not yet in `done`, limited to the steps in `only` when given."
+    return [p for p in sorted(run.glob("snap-*"))
+            if p.name not in done and (not only or int(p.name.split("-")[1]) in only)]
 
 
 def train(args):
@@ -211,9 +217,7 @@ def evaluate(args):
     curve_p = RECORDS / f"{run.name}.json"   # committed: the weights stay in the ignored run folder
     RECORDS.mkdir(exist_ok=True)
     curve = json.loads(curve_p.read_text()) if curve_p.exists() else {}
-    for snap in sorted(run.glob("snap-*")):
-        if snap.name in curve or (args.snaps and int(snap.name.split("-")[1]) not in args.snaps):
-            continue
+    for snap in snapshots(run, curve, args.snaps):
         pipe = TextToVideo.from_pretrained(snap)
         t0 = time.time()
         r = world_generation_report(pipe, n_test=args.n_test, steps=args.steps, guidance=args.guidance, reader=reader,
@@ -248,9 +252,7 @@ def probe(args):
     rec_p = RECORDS / "probes" / f"{run.name}.json"   # beside, not among, the graded curves
     rec_p.parent.mkdir(exist_ok=True)
     recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
-    for snap in sorted(run.glob("snap-*")):
-        if snap.name in recs or (args.snaps and int(snap.name.split("-")[1]) not in args.snaps):
-            continue
+    for snap in snapshots(run, recs, args.snaps):
         pipe = TextToVideo.from_pretrained(snap)
         t0 = time.time()
         r = reader.read(pipe(prompts, steps=args.steps, guidance=args.guidance, seed=0))
