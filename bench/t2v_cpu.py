@@ -35,6 +35,17 @@ RECIPES = {
     # "joint", and its phase 2's loss weight; start it with --init data_samples/models/t2v-tiny --init-clips 346368
     "ft": (replace(T2V_CONFIGS["tiny"], name="t2v-tiny-ft", text_tokens="final+embeddings"),
            replace(T2V_CPU_RECIPE[0], steps=100_000, lr=2e-4, warmup=100, image_steps=3, snr_gamma=5.0)),
+    # "ft" with the condition that "ft"'s probe pointed at: the token embeddings scaled to the final states' norm
+    # ("final+words"; "ft"'s were ~50x quieter) and the caption's bag of words added to the timestep embedding
+    # (`pooled`: a class embedding read from the text, zero at the start so that step 0 is t2v-tiny), with image steps
+    # 1:1 (at 3:1 "ft"'s motion drifted); start it as "ft"
+    "ftg": (replace(T2V_CONFIGS["tiny"], name="t2v-tiny-ftg", text_tokens="final+words", pooled=True),
+            replace(T2V_CPU_RECIPE[0], steps=100_000, lr=2e-4, warmup=100, image_steps=1, snr_gamma=5.0)),
+    # from scratch: the same condition on a U-Net that sees 16x16 cells of 2x2 pixels (not 8x8 of 4x4) with fewer
+    # channels, EDM's preconditioning as "cpu", image steps 3:1: does a finer grid draw the strokes?
+    "p2g": (replace(T2V_CONFIGS["tiny-edm"], name="t2v-p2g", patch=2, block_out_channels=(32, 64, 96),
+                    text_tokens="final+words", pooled=True),
+            replace(T2V_CPU_RECIPE[0], steps=100_000, image_steps=3)),
 }
 
 
@@ -70,7 +81,12 @@ def train(args):
     if args.init:   # warm start from another model's weights (a snapshot's are averaged), with a fresh optimizer
         src_dir = Path(args.init).resolve()
         src = TextToVideo.from_pretrained(src_dir)
-        pipe.unet.load_state_dict({k: v.float() for k, v in src.unet.state_dict().items()})
+        missing, unexpected = pipe.unet.load_state_dict({k: v.float() for k, v in src.unet.state_dict().items()}, strict=False)
+        if unexpected or any(not k.startswith("time_embedding.cond_proj.") for k in missing):
+            raise SystemExit(f"--init {args.init} does not fit recipe {args.recipe!r}: missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():   # a pooled condition the init lacks starts at zero: step 0 is the init's model
+            for k in missing:
+                pipe.unet.get_parameter(k).zero_()
         init = {"init": str(src_dir)}
         if src_dir.name.startswith("snap-") and (src_dir.parent / "recipe.json").exists():   # a run of this script
             src_rec = json.loads((src_dir.parent / "recipe.json").read_text())

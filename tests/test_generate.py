@@ -3,7 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from internvid_nb.models.t2v import T2VConfig, TextToVideo, video_tensor, patchify, unpatchify
+from internvid_nb.models.t2v import T2V_CONFIGS, T2VConfig, TextToVideo, video_tensor, patchify, unpatchify
 from internvid_nb.generation.train import T2VTrainConfig, train_t2v
 from internvid_nb.evaluation.generation_metrics import GenerationMetrics, TorchScriptFeatures, frechet_distance, inception_score, metrics_table
 from internvid_nb.world.generation import DigitFeatures
@@ -125,6 +125,31 @@ def test_condition_with_token_embeddings_trains_saves_and_loads(tmp_path):
     assert again.config.text_tokens == "final+embeddings" and again.config.sigma_data == 0.5
     assert np.array_equal(pipe(P[:1], steps=2)[0], again(P[:1], steps=2)[0])
     with pytest.raises(ValueError, match="text tokens"): TextToVideo(__import__("dataclasses").replace(pipe.config, text_tokens="mean"))
+
+
+def test_condition_with_loud_words_and_a_pooled_bag_of_words(tmp_path):
+    "final+words: the token embeddings scaled to the final states' norm, then their mean over the words, which `pooled` adds to the timestep embedding."
+    cfg = replace(T2V_CONFIGS["tiny"], text_tokens="final+words", pooled=True)
+    pipe = TextToVideo(cfg)
+    base = TextToVideo("tiny").encode(P)
+    L = base.shape[1]
+    s = pipe.encode(["a red digit 1 moves up on a black background", "a red digit 7 moves up on a black background"])
+    assert s.shape == (2, 2 * L + 1, base.shape[2])
+    assert torch.allclose(s[:, L:2 * L].norm(dim=-1).mean(1), s[:, :L].norm(dim=-1).mean(1))     # as loud as the context
+    assert (s[0, -1] - s[1, -1]).norm() > 0.2 * s[0, -1].norm()                                    # the bag tells 1 from 7
+    x, t = torch.randn(1, 48, 8, 8, 8), torch.tensor([500])
+    other = s[:1].clone(); other[:, -1] = s[1, -1]                                                  # only the bag changed
+    with torch.no_grad():
+        assert not torch.allclose(pipe.denoise(x, t, s[:1]), pipe.denoise(x, t, other))
+        pipe.unet.time_embedding.cond_proj.weight.zero_()                                           # as a warm start begins
+    assert TextToVideo(replace(cfg, pooled=False)).unet.time_embedding.cond_proj is None
+    vids = np.zeros((2, 8, 32, 32, 3), np.uint8); vids[0, :, 8:24, 8:24] = 255
+    h = train_t2v(pipe, P, vids, T2VTrainConfig(steps=2, batch_size=2, log_every=1), log=lambda m: None)
+    assert np.isfinite(h[-1]["loss"]) and pipe.unet.time_embedding.cond_proj.weight.abs().sum() > 0  # it learns
+    pipe.save_pretrained(tmp_path/"m")
+    again = TextToVideo.from_pretrained(tmp_path/"m")
+    assert again.config.pooled and np.array_equal(pipe(P[:1], steps=2)[0], again(P[:1], steps=2)[0])
+    with pytest.raises(ValueError, match="pooled"): TextToVideo(replace(cfg, text_tokens="final+embeddings"))
 
 
 def test_digit_classifier_reads_rendered_digits(metrics):

@@ -33,9 +33,10 @@ class T2VConfig:
     attention_head_dim: int = 8
     norm_num_groups: int = 16
     text_encoder: str = "viclip-tiny"  # embedded ViCLIP name or folder, or "clip:<local CLIP folder or HF id>"
-    text_tokens: str = (
-        "final"  # "final": the encoder's last states; "final+embeddings": followed by the input token embeddings
-    )
+    # "final": the encoder's last states; "final+embeddings": followed by the input token embeddings; "final+words":
+    # followed by the token embeddings scaled to the final states' norm and their mean over the caption's words
+    text_tokens: str = "final"
+    pooled: bool = False  # ("final+words" only) the words' mean also joins the timestep embedding: a class embedding
     prediction_type: str = "sample"  # x0: an undertrained model gives smooth videos, not leftover noise
     sigma_data: float = (
         0.0  # > 0 (x0 only): the U-Net's output corrects the noisy input (`denoise`, EDM's preconditioning)
@@ -88,8 +89,8 @@ class TextEncoder:
     "Frozen text encoder: texts -> token states [B, L, D]."
 
     def __init__(self, name: str = "viclip-tiny", device: str | torch.device = "cpu", tokens: str = "final"):
-        if tokens not in ("final", "final+embeddings"):
-            raise ValueError(f"text tokens {tokens!r}: use 'final' or 'final+embeddings'")
+        if tokens not in ("final", "final+embeddings", "final+words"):
+            raise ValueError(f"text tokens {tokens!r}: use 'final', 'final+embeddings' or 'final+words'")
         self.name, self.device, self.tokens = name, torch.device(device), tokens
         kind, source = model_kind(name)
         if kind == "clip":
@@ -115,18 +116,26 @@ class TextEncoder:
             t = self.tok(
                 texts, padding="max_length", truncation=True, max_length=self.tok.model_max_length, return_tensors="pt"
             )
-            ids = t.input_ids.to(self.device)
-            out = self.model(input_ids=ids, attention_mask=t.attention_mask.to(self.device)).last_hidden_state
+            ids, mask = t.input_ids.to(self.device), t.attention_mask.to(self.device)
+            out = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
             emb = self.model.get_input_embeddings()
         else:
             enc = self.model.text_encoder
             ids = self.model.tokenize(texts).to(self.device)
+            mask = ids != 0  # padded with zeros
             out = enc.ln_final(
                 enc.transformer(enc.token_embedding(ids) + enc.positional_embedding[: ids.shape[1]], causal=True)
             )
             emb = enc.token_embedding
         if self.tokens == "final+embeddings":
             out = torch.cat([out, emb(ids)], 1)  # [B, 2L, D]: the words as they came in, beside the context
+        elif self.tokens == "final+words":  # [B, 2L + 1, D], each as loud as the context (raw embeddings: ~50x less)
+            loud = out.norm(dim=-1).mean(1)[:, None, None]
+            w = emb(ids)
+            w = w * loud / w.norm(dim=-1).mean(1)[:, None, None]
+            m = mask[..., None].to(w.dtype)
+            bag = (w * m).sum(1, keepdim=True) / m.sum(1)[:, None]  # the mean of the caption's words
+            out = torch.cat([out, w, bag * loud / bag.norm(dim=-1, keepdim=True)], 1)
         return out
 
 # %% ../../nbs/models/t2v.ipynb #c8c28719
@@ -152,7 +161,10 @@ class TextToVideo:
             cross_attention_dim=self.text.dim,
             attention_head_dim=c.attention_head_dim,
             norm_num_groups=c.norm_num_groups,
+            time_cond_proj_dim=self.text.dim if c.pooled else None,
         )
+        if c.pooled and c.text_tokens != "final+words":
+            raise ValueError(f"pooled needs text_tokens 'final+words', not {c.text_tokens!r}")
         for m in self.unet.modules():  # diffusers' temporal convolutions carry dropout 0.1; not at this scale
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
@@ -188,8 +200,10 @@ class TextToVideo:
         """The U-Net's prediction in the scheduler's `prediction_type`. With `sigma_data` > 0 (x0 prediction) the U-Net's
         output F only corrects the input: x0 = c_skip x_t / sqrt(a) + c_out F with the noise level s^2 = (1 - a) / a,
         c_skip = sd^2 / (s^2 + sd^2), c_out = s / sqrt(s^2 + sd^2) (Karras et al. 2022, scaled so that F is x0 at pure
-        noise; sd = 1 is v-prediction with F = -v). At low noise the input's detail passes through unchanged."""
-        out = (unet or self.unet)(x, t, encoder_hidden_states=cond).sample
+        noise; sd = 1 is v-prediction with F = -v). At low noise the input's detail passes through unchanged.
+        With `pooled`, the condition's last token (the caption's bag of words) also shifts the timestep embedding."""
+        pooled = cond[:, -1] if self.config.pooled else None
+        out = (unet or self.unet)(x, t, encoder_hidden_states=cond, timestep_cond=pooled).sample
         sd = self.config.sigma_data
         if not sd:
             return out
