@@ -46,6 +46,12 @@ RECIPES = {
     "p2g": (replace(T2V_CONFIGS["tiny-edm"], name="t2v-p2g", patch=2, block_out_channels=(32, 64, 96),
                     text_tokens="final+words", pooled=True),
             replace(T2V_CPU_RECIPE[0], steps=100_000, image_steps=3)),
+    # an image model (one frame), the premise of issue 22 checked: does a U-Net on 2x2-pixel cells, handed the caption's
+    # bag of words as a class embedding, learn to draw the digit from the frames of the same clips (every frame of each
+    # clip, its caption as the text), and how fast? Plain x0 prediction: undertrained, it draws smooth shapes, not noise
+    "img-p2": (replace(T2V_CONFIGS["tiny"], name="t2i-p2", frames=1, patch=2, block_out_channels=(32, 64, 96),
+                       text_tokens="final+words", pooled=True),
+               replace(T2V_CPU_RECIPE[0], steps=100_000, batch_size=64)),
 }
 
 
@@ -106,6 +112,8 @@ def train(args):
         caps, vids, table = world_aes_set(cfg, args.n, tc.seed)
         np.savez(data.with_suffix(".tmp.npz"), captions=np.asarray(caps), videos=vids)
         data.with_suffix(".tmp.npz").rename(data)
+    if cfg.frames == 1 and vids.shape[1] > 1:   # an image recipe: every frame of each clip, with the clip's caption
+        caps, vids = [c for c in caps for _ in range(vids.shape[1])], vids.reshape(-1, 1, *vids.shape[2:])
     print(f"{len(caps)} clips ready in {time.time() - t0:.0f} s", flush=True)
     (run / "data.json").write_text(json.dumps({"clips": len(caps)}))
     (run / "recipe.json").write_text(json.dumps({"model": asdict(cfg), "train": asdict(tc), "n": args.n} | init, indent=1))
@@ -279,6 +287,8 @@ def probe(args):
         recs[snap.name] = {"step": int(snap.name.split("-")[1]), "prompts": len(prompts), **clips_seen(rec, int(snap.name.split("-")[1])),
                            "video digit accuracy": float((r["digit"] == y).mean() * 100),
                            "video motion accuracy": float((r["motion"] == ym).mean() * 100),
+                           # does a video hold one digit? real clips: nearly every frame reads as the video's digit
+                           "frames reading the video's digit, %": float((r["frame_probs"].argmax(-1) == r["digit"][:, None]).mean() * 100),
                            "image digit accuracy": float((ri["digit"] == y).mean() * 100),
                            "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
                            "seconds": time.time() - t0}
