@@ -138,18 +138,26 @@ def test_condition_with_loud_words_and_a_pooled_bag_of_words(tmp_path):
     assert torch.allclose(s[:, L:2 * L].norm(dim=-1).mean(1), s[:, :L].norm(dim=-1).mean(1))     # as loud as the context
     assert (s[0, -1] - s[1, -1]).norm() > 0.2 * s[0, -1].norm()                                    # the bag tells 1 from 7
     x, t = torch.randn(1, 48, 8, 8, 8), torch.tensor([500])
-    other = s[:1].clone(); other[:, -1] = s[1, -1]                                                  # only the bag changed
+    seen = []
+    hook = pipe.unet.time_embedding.cond_proj.register_forward_hook(lambda m, i, o: seen.append(i[0]))
     with torch.no_grad():
-        assert not torch.allclose(pipe.denoise(x, t, s[:1]), pipe.denoise(x, t, other))
+        pipe.denoise(x, t, s[:1])
+        hook.remove()
+        assert len(seen) == 1 and torch.equal(seen[0], s[:1, -1])                                  # the bag reaches the timestep embedding
+        plain = pipe.unet(x, t, encoder_hidden_states=s[:1]).sample                                 # the bag as a cross-attention token only
+        assert not torch.allclose(pipe.denoise(x, t, s[:1]), plain)
         pipe.unet.time_embedding.cond_proj.weight.zero_()                                           # as a warm start begins
+        assert torch.equal(pipe.denoise(x, t, s[:1]), plain)
     assert TextToVideo(replace(cfg, pooled=False)).unet.time_embedding.cond_proj is None
     vids = np.zeros((2, 8, 32, 32, 3), np.uint8); vids[0, :, 8:24, 8:24] = 255
     h = train_t2v(pipe, P, vids, T2VTrainConfig(steps=2, batch_size=2, log_every=1), log=lambda m: None)
     assert np.isfinite(h[-1]["loss"]) and pipe.unet.time_embedding.cond_proj.weight.abs().sum() > 0  # it learns
     pipe.save_pretrained(tmp_path/"m")
     again = TextToVideo.from_pretrained(tmp_path/"m")
-    assert again.config.pooled and np.array_equal(pipe(P[:1], steps=2)[0], again(P[:1], steps=2)[0])
+    assert again.config.pooled and torch.equal(again.unet.time_embedding.cond_proj.weight, pipe.unet.time_embedding.cond_proj.weight)
+    assert np.array_equal(pipe(P[:1], steps=2)[0], again(P[:1], steps=2)[0])
     with pytest.raises(ValueError, match="pooled"): TextToVideo(replace(cfg, text_tokens="final+embeddings"))
+    with pytest.raises(ValueError, match="disagrees"): TextToVideo(replace(cfg, pooled=False, text_tokens="final"), unet=again.unet)
 
 
 def test_digit_classifier_reads_rendered_digits(metrics):

@@ -122,7 +122,10 @@ class TextEncoder:
         else:
             enc = self.model.text_encoder
             ids = self.model.tokenize(texts).to(self.device)
-            mask = ids != 0  # padded with zeros
+            from internvid_nb.models.tokenizer import ClipTokenizer
+
+            end = (ids == ClipTokenizer.eot).int().argmax(1, keepdim=True)  # zeros pad after the end token, but
+            mask = torch.arange(ids.shape[1], device=ids.device)[None] <= end  # id 0 is also "!"
             out = enc.ln_final(
                 enc.transformer(enc.token_embedding(ids) + enc.positional_embedding[: ids.shape[1]], causal=True)
             )
@@ -149,6 +152,10 @@ class TextToVideo:
         self.device = torch.device(device)
         self.text = TextEncoder(self.config.text_encoder, self.device, self.config.text_tokens)
         c = self.config
+        if c.pooled and c.text_tokens != "final+words":
+            raise ValueError(f"pooled needs text_tokens 'final+words', not {c.text_tokens!r}")
+        if unet is not None and (unet.config.time_cond_proj_dim is not None) != c.pooled:
+            raise ValueError(f"the U-Net's time_cond_proj_dim ({unet.config.time_cond_proj_dim}) disagrees with pooled={c.pooled}")
         ch = 3 * c.patch**2
         self.unet = unet or UNet3DConditionModel(
             sample_size=c.size // c.patch,
@@ -163,8 +170,6 @@ class TextToVideo:
             norm_num_groups=c.norm_num_groups,
             time_cond_proj_dim=self.text.dim if c.pooled else None,
         )
-        if c.pooled and c.text_tokens != "final+words":
-            raise ValueError(f"pooled needs text_tokens 'final+words', not {c.text_tokens!r}")
         for m in self.unet.modules():  # diffusers' temporal convolutions carry dropout 0.1; not at this scale
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
