@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from internvid_nb.models.t2v import T2V_CONFIGS, TextToVideo
+from internvid_nb.models.t2v import T2V_CONFIGS, TextToVideo, inflate_temporal
 from internvid_nb.generation.train import train_t2v
 from internvid_nb.world.generation import T2V_CPU_RECIPE
 
@@ -53,6 +53,32 @@ RECIPES = {
     "img-p2": (replace(T2V_CONFIGS["tiny"], name="t2i-p2", frames=1, patch=2, block_out_channels=(32, 64, 96),
                        text_tokens="final+words", pooled=True),
                replace(T2V_CPU_RECIPE[0], steps=100_000, batch_size=64)),
+    # "img-p2" made for steps, not samples: no attention but the mid block's (3x the frames a second on a CPU), batch
+    # 16 (4x the steps for the same frames), and a loss that weighs the low noise levels where the glyph's strokes are
+    # decided: x0 with min-SNR weighting (1 + SNR, at most 5); "img-p2"'s plain x0 loss is ruled by the high noise
+    # levels, where the best answer is a blob of the right colour
+    "img-c": (replace(T2V_CONFIGS["tiny"], name="t2i-c", frames=1, patch=2, block_out_channels=(32, 64, 96),
+                      down_block_types=("DownBlock3D",) * 3, up_block_types=("UpBlock3D",) * 3,
+                      text_tokens="final+words", pooled=True),
+              replace(T2V_CPU_RECIPE[0], steps=100_000, snr_gamma=5.0, ckpt_every=250)),
+    # "img-c" with v-prediction (its loss weighs x0's error by 1 + SNR, unclamped: more weight yet on the strokes)
+    "img-v": (replace(T2V_CONFIGS["tiny"], name="t2i-v", frames=1, patch=2, block_out_channels=(32, 64, 96),
+                      down_block_types=("DownBlock3D",) * 3, up_block_types=("UpBlock3D",) * 3,
+                      text_tokens="final+words", pooled=True, prediction_type="v_prediction"),
+              replace(T2V_CPU_RECIPE[0], steps=100_000, ckpt_every=250)),
+    # "img-c" at 3x the learning rate: at batch 16 on a CPU the run is short of steps, not of frames
+    "img-c3": (replace(T2V_CONFIGS["tiny"], name="t2i-c3", frames=1, patch=2, block_out_channels=(32, 64, 96),
+                       down_block_types=("DownBlock3D",) * 3, up_block_types=("UpBlock3D",) * 3,
+                       text_tokens="final+words", pooled=True),
+               replace(T2V_CPU_RECIPE[0], steps=100_000, lr=1.5e-3, snr_gamma=5.0, ckpt_every=250)),
+    # image then video (Make-A-Video, AnimateDiff): an "img-c" snapshot (--init) run on 8 frames, its temporal
+    # convolutions' side taps starting at zero; video steps of 4 clips teach the temporal layers the motion while
+    # image steps of 32 frames (1:1) keep the drawing
+    "vid-c": (replace(T2V_CONFIGS["tiny"], name="t2v-c", patch=2, block_out_channels=(32, 64, 96),
+                      down_block_types=("DownBlock3D",) * 3, up_block_types=("UpBlock3D",) * 3,
+                      text_tokens="final+words", pooled=True),
+              replace(T2V_CPU_RECIPE[0], steps=100_000, batch_size=4, lr=2e-4, warmup=100, image_steps=1,
+                      snr_gamma=5.0, ckpt_every=250)),
 }
 
 
@@ -63,8 +89,10 @@ def clips_seen(rec: dict, step: int) -> dict:
     tc = rec["train"]
     k = tc.get("image_steps", 0) + 1
     video = step // k
+    if rec["model"]["frames"] == 1:   # an image recipe: its "clips" are single frames
+        return {"clips_seen": 0, "frames_seen": rec.get("init_frames", 0) + step * tc["batch_size"]}
     return {"clips_seen": rec.get("init_clips", 0) + video * tc["batch_size"],
-            "frames_seen": (step - video) * tc["batch_size"] * rec["model"]["frames"]}
+            "frames_seen": rec.get("init_frames", 0) + (step - video) * tc["batch_size"] * rec["model"]["frames"]}
 
 
 def snapshots(run: Path, done: dict, only: set | None) -> list:
@@ -94,10 +122,13 @@ def train(args):
         with torch.no_grad():   # a pooled condition the init lacks starts at zero: it adds nothing at step 0
             for k in missing:
                 pipe.unet.get_parameter(k).zero_()
+        if src.config.frames == 1 < cfg.frames:   # an image model goes on as a video model: its temporal convolutions'
+            inflate_temporal(pipe.unet)            # untrained side taps start at zero
         init = {"init": str(src_dir)}
         if src_dir.name.startswith("snap-") and (src_dir.parent / "recipe.json").exists():   # a run of this script
             src_rec = json.loads((src_dir.parent / "recipe.json").read_text())
-            init |= {"init_recipe": src_rec, "init_clips": clips_seen(src_rec, int(src_dir.name.split("-")[1]))["clips_seen"]}
+            seen = clips_seen(src_rec, int(src_dir.name.split("-")[1]))
+            init |= {"init_recipe": src_rec, "init_clips": seen["clips_seen"], "init_frames": seen["frames_seen"]}
         elif args.init_clips is None:
             raise SystemExit(f"--init {args.init} is not a snapshot of a run of this script: say --init-clips")
         if args.init_clips is not None:

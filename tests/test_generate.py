@@ -100,6 +100,54 @@ def test_joint_image_video_training_takes_single_frames_and_resumes_exactly(tmp_
     assert h[-1]["step"] == 6                                           # read as 0: resumed
 
 
+def test_an_image_phase_steps_as_a_one_frame_run_and_inflates_to_video(tmp_path):
+    from internvid_nb.models.t2v import inflate_temporal
+    from internvid_nb.world.generation import train_t2v_tiny
+    vids = np.zeros((4, 8, 32, 32, 3), np.uint8); vids[:2, :, 8:24, 8:24] = 255
+    vids[:, :, 0, :] = np.arange(8)[None, :, None, None] * 30            # each frame of a clip differs
+    caps = [P[0], P[0], P[1], P[1]]
+    c = T2VTrainConfig(steps=3, batch_size=4, ckpt_every=1, log_every=1, warmup=1, ema=0.9, images=True)
+    torch.manual_seed(0); img = TextToVideo("tiny")
+    seen = []
+    img.unet.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape)))
+    train_t2v(img, caps, vids, c, tmp_path/"img", log=lambda s: None)
+    assert seen == [(4, 48, 1, 8, 8)] * 3, seen
+    # the same steps as a one-frame model trained on the 32 frames as clips (frame j % 8 of clip j // 8)
+    torch.manual_seed(0); one = TextToVideo(replace(T2V_CONFIGS["tiny"], frames=1))
+    train_t2v(one, [x for x in caps for _ in range(8)], vids.reshape(32, 1, 32, 32, 3), replace(c, images=False),
+              tmp_path/"one", log=lambda s: None)
+    for (k, a), b in zip(img.unet.state_dict().items(), one.unet.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="use one"):
+        train_t2v(img, caps, vids, replace(c, image_steps=1), tmp_path/"both", log=lambda s: None)
+    with pytest.raises(Exception, match="images"):   # an image run is not resumed as a video run
+        train_t2v(TextToVideo("tiny"), caps, vids, replace(c, images=False), tmp_path/"img", log=lambda s: None)
+    # inflated, the U-Net gives each of 8 equal frames the one-frame output; before, the temporal convolutions'
+    # untrained side taps mixed the frames
+    x = torch.randn(2, 48, 1, 8, 8); t = torch.tensor([700, 200]); ctx = img.encode(P)
+    with torch.no_grad():
+        one_frame = img.unet(x, t, encoder_hidden_states=ctx).sample
+        before = img.unet(x.repeat(1, 1, 8, 1, 1), t, encoder_hidden_states=ctx).sample
+        assert inflate_temporal(img.unet) == 4 * sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "TemporalConvLayer"
+                                                     for m in img.unet.modules())
+        after = img.unet(x.repeat(1, 1, 8, 1, 1), t, encoder_hidden_states=ctx).sample
+    assert (before - one_frame).abs().max() > 1e-3
+    assert torch.allclose(after, one_frame.expand_as(after), atol=1e-5)
+    # train_t2v_tiny inflates between an image phase and a video phase
+    calls = []
+    import internvid_nb.world.generation as wg
+    real_inflate = wg.inflate_temporal
+    wg.inflate_temporal = lambda u: calls.append(u) or real_inflate(u)
+    try:
+        recipe = (replace(c, steps=2, batch_size=8), T2VTrainConfig(steps=2, batch_size=2, warmup=1, ckpt_every=1, log_every=1))
+        pipe = train_t2v_tiny(tmp_path/"tiny", n=12, recipe=recipe, log=lambda s: None, device="cpu")
+    finally:
+        wg.inflate_temporal = real_inflate
+    assert len(calls) == 1 and calls[0] is pipe.unet
+    card = __import__("json").loads((tmp_path/"tiny"/"training.json").read_text())
+    assert [p["recipe"]["images"] for p in card["phases"]] == [True, False]
+
+
 def test_save_and_load_give_the_same_videos(tmp_path):
     pipe = TextToVideo("tiny")
     pipe.save_pretrained(tmp_path/"m")

@@ -64,6 +64,7 @@ class T2VTrainConfig:
         0.0  # > 0: x0 target: weight 1 + SNR(t) (the v-loss's) capped at gamma; epsilon, v: min-SNR-gamma
     )
     image_steps: int = 0  # joint image-video training (Ho et al. 2022): this many single-frame steps before each video step
+    images: bool = False  # every step takes batch_size single frames (the clips' frames in epoch order): an image model
     amp: bool = False  # bfloat16 autocast of the U-Net's forward pass on CUDA (weights, optimizer, EMA stay float32)
 
 # %% ../../nbs/generation/train.ipynb #2b402595
@@ -93,6 +94,8 @@ def train_t2v(
         raise ValueError(f"{len(videos)} clips are fewer than one batch of {config.batch_size}")
     if config.snr_gamma and pipe.config.sigma_data:
         raise ValueError("snr_gamma and sigma_data both weight the loss: use one")
+    if config.images and config.image_steps:
+        raise ValueError("images (every step single frames) and image_steps (some steps single frames): use one")
     unet, dev = pipe.unet, pipe.device
     states, inv = _encode_unique(pipe, captions)
     states = states.to(dev)
@@ -114,6 +117,11 @@ def train_t2v(
         """Step `step`'s clips and their videos [B, C, T, h, w] in [-1, 1]; with `image_steps`, all but every
         (image_steps + 1)-th step take one random frame of each of batch_size * frames random clips instead (T = 1): the
         same pixels per step, spent on the spatial layers (the temporal ones see a single frame)."""
+        if config.images:  # an image model's step: batch_size frames, the clips' frames in epoch order
+            j = batch_indices(step, len(videos) * V.shape[1], config.batch_size, config.seed)
+            idx = j // V.shape[1]
+            v = V[torch.as_tensor(idx, device=dev), torch.as_tensor(j % V.shape[1], device=dev)][:, None]
+            return idx, patchify(v.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1), pipe.config.patch)
         cycle = step // (config.image_steps + 1)
         if step % (config.image_steps + 1) == config.image_steps:  # a video step: the clips in epoch order
             idx = batch_indices(cycle, len(videos), config.batch_size, config.seed)
@@ -175,8 +183,8 @@ def train_t2v(
         states=kept,
         settings=asdict(config),
         free=("steps", "ckpt_every", "log_every"),
-        # settings older than a checkpoint are not compared, except image steps asked of a run saved without any
-        only_known=True if not config.image_steps else [k for k in asdict(config) if k != "image_steps"],
+        # settings older than a checkpoint are not compared, except image steps or images asked of a run saved without
+        only_known=[k for k in asdict(config) if not (k in ("image_steps", "images") and getattr(config, k))],
         optional=["ema"],
         on_resume=reclone_ema,
         log_every=config.log_every,

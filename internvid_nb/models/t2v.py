@@ -15,7 +15,8 @@ from ..data.core import atomic_folder
 from .loader import embedded_model, model_kind
 
 # %% auto #0
-__all__ = ['T2V_CONFIGS', 'T2VConfig', 'patchify', 'unpatchify', 'TextEncoder', 'TextToVideo', 'load_modelscope', 'video_tensor']
+__all__ = ['T2V_CONFIGS', 'T2VConfig', 'patchify', 'unpatchify', 'inflate_temporal', 'TextEncoder', 'TextToVideo',
+           'load_modelscope', 'video_tensor']
 
 # %% ../../nbs/models/t2v.ipynb #83a7ee2c
 @dataclass
@@ -83,6 +84,17 @@ def unpatchify(z: torch.Tensor, p: int) -> torch.Tensor:
         .view(B, T, C // (p * p), h * p, w * p)
         .transpose(1, 2)
     )
+
+# %% ../../nbs/models/t2v.ipynb #74c8becc
+def inflate_temporal(unet: torch.nn.Module) -> int:
+    "Zero the side taps of the U-Net's temporal convolutions (image model -> video model); returns how many were zeroed."
+    n = 0
+    with torch.no_grad():
+        for m in unet.modules():
+            if isinstance(m, torch.nn.Conv3d) and m.kernel_size[0] == 3 and m.kernel_size[1:] == (1, 1):
+                m.weight[:, :, [0, 2]] = 0
+                n += 1
+    return n
 
 # %% ../../nbs/models/t2v.ipynb #efd19bb0
 class TextEncoder:

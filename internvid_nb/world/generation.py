@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from ..data.core import atomic_write, retrained_path
 from ..evaluation.generation_metrics import GenerationMetrics, permutation_chance
-from ..models.t2v import T2VConfig, TextToVideo, video_tensor
+from ..models.t2v import T2VConfig, TextToVideo, inflate_temporal, video_tensor
 from ..generation.train import T2VTrainConfig, t2v_train_set, train_t2v
 from ..data.core import default_device
 
@@ -89,6 +89,8 @@ def train_t2v_tiny(
     for i, c in enumerate(recipe):
         keep = np.sort(np.random.default_rng(0).permutation(len(caps))[:3600]) if i else np.arange(len(caps))
         t0 = time.time()
+        if i and recipe[i - 1].images and not c.images:  # an image phase's model goes on as a video model
+            inflate_temporal(pipe.unet)
         hist = train_t2v(
             pipe, [caps[j] for j in keep], vids[keep], c, run / f"phase{i + 1}", callback=callback, log=log
         )
