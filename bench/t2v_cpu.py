@@ -73,11 +73,11 @@ RECIPES = {
                replace(T2V_CPU_RECIPE[0], steps=100_000, lr=1.5e-3, snr_gamma=5.0, ckpt_every=250)),
     # image then video (Make-A-Video, AnimateDiff): an "img-c" snapshot (--init) run on 8 frames, its temporal
     # convolutions' side taps starting at zero; video steps of 4 clips teach the temporal layers the motion while
-    # image steps of 32 frames (1:1) keep the drawing
+    # image steps of 32 frames (1:1) go on teaching the drawing, at img-c's learning rate (its model is still learning)
     "vid-c": (replace(T2V_CONFIGS["tiny"], name="t2v-c", patch=2, block_out_channels=(32, 64, 96),
                       down_block_types=("DownBlock3D",) * 3, up_block_types=("UpBlock3D",) * 3,
                       text_tokens="final+words", pooled=True),
-              replace(T2V_CPU_RECIPE[0], steps=100_000, batch_size=4, lr=2e-4, warmup=100, image_steps=1,
+              replace(T2V_CPU_RECIPE[0], steps=100_000, batch_size=4, warmup=100, image_steps=1,
                       snr_gamma=5.0, ckpt_every=250)),
 }
 
