@@ -1,0 +1,402 @@
+"""Issue 22 research: does diffusion in a learned latent space learn the digit faster on a CPU than in pixels?
+
+The pixel-space image models of bench/t2v_cpu.py (img-p2, img-c) learn colours and backgrounds within 50k frames but
+still draw scribbles after 100k. Latent diffusion (Rombach et al. 2022, the design of the ModelScope and LaVie models
+that InternVid trains) hands the strokes to an autoencoder's decoder, which learns them from a reconstruction loss,
+and leaves the diffusion model a small latent (8 x 8 x 8 here against 32 x 32 x 3). Three stages, each on its own:
+
+    R=bench/results/t2v_latent_f4z8
+    python bench/t2v_latent.py ae    --run $R --ae-down 2 --ae-z 8 --ae-ch 48     # the autoencoder (~5 min alone)
+    python bench/t2v_latent.py diff  --run $R --record latent-f4z8 --minutes 75  # the image model (+ --attn, --fg-weight)
+    python bench/t2v_latent.py video --run $R --record latent-video --minutes 90 # motion modules on a copy of diff.pt
+    python bench/t2v_latent.py video --run $R --motion <other run>/video.pt      # only probe: these motion modules
+
+`ae` trains the autoencoder on every frame of the clips of bench/t2v_cpu.py's runs (the Aes subset of a draw of 4000;
+made if absent) with the glyph's pixels weighed 10x, and reports how many of the probe's 40 real clips the reader still
+reads right after a round trip (ae.json, ae_roundtrip.png). `diff` trains a text-conditioned U-Net on the latents (the
+caption's `final+words` tokens in the mid block's cross-attention, or every level's with --attn; their bag of words as
+a class embedding; x0 prediction with min-SNR-5 weighting, as img-c) and probes it as `bench/t2v_cpu.py probe` does the
+image models: the digit the reader reads in single images generated for the first 40 held-out one-object prompts of
+world_eval_clips(120), 20 DDIM steps, guidance 3. `video` inflates a diff checkpoint's EMA weights with AnimateDiff's
+motion modules (`motion_unet`) and trains only those on the clips' latents, probing the videos as bench/t2v_cpu.py does
+(digit, motion, frames that agree with their video's digit). Records: bench/t2v_runs/probes/<--record>.json; weights
+and probe samples stay in the (ignored) run folder.
+"""
+import argparse, json, time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+RECORDS = Path(__file__).parent / "t2v_runs" / "probes"
+
+
+def frames_of(data: Path):
+    if not data.exists():   # the clips of bench/t2v_cpu.py's runs: the Aes subset of a draw of 4000, 8 frames
+        from internvid_nb.models.t2v import T2V_CONFIGS
+        from internvid_nb.world.generation import world_aes_set
+        from t2v_cpu import RECIPES   # bench/ is on the path of a script run from it
+        caps, vids, _ = world_aes_set(T2V_CONFIGS["tiny"], 4000, RECIPES["img-c"][1].seed)
+        data.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(data.with_suffix(".tmp.npz"), captions=np.asarray(caps), videos=vids)
+        data.with_suffix(".tmp.npz").rename(data)
+    z = np.load(data, allow_pickle=False)
+    v, caps = z["videos"], list(z["captions"])   # [N, 8, 32, 32, 3] uint8
+    return v.reshape(-1, *v.shape[2:]), [c for c in caps for _ in range(v.shape[1])]
+
+
+def to_x(f: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(f).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+def to_u8(x: torch.Tensor) -> np.ndarray:
+    return x.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+class AE(nn.Module):
+    "32 x 32 x 3 <-> (32 / 2**down)^2 x z, convolutional; the latent is scaled to unit variance after training (`scale`)."
+
+    def __init__(self, ch: int = 32, z: int = 4, down: int = 2):
+        super().__init__()
+        act = nn.SiLU
+        enc = [nn.Conv2d(3, ch // 2, 3, padding=1), act(), nn.Conv2d(ch // 2, ch, 4, 2, 1), act()]
+        for _ in range(down - 1):
+            enc += [nn.Conv2d(ch, ch, 3, padding=1), act(), nn.Conv2d(ch, ch, 4, 2, 1), act()]
+        self.enc = nn.Sequential(*enc, nn.Conv2d(ch, ch, 3, padding=1), act(), nn.Conv2d(ch, z, 1))
+        dec = [nn.Conv2d(z, ch, 3, padding=1), act()]
+        for _ in range(down - 1):
+            dec += [nn.Conv2d(ch, ch, 3, padding=1), act(), nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(ch, ch, 3, padding=1), act()]
+        self.dec = nn.Sequential(*dec, nn.Conv2d(ch, ch, 3, padding=1), act(), nn.Upsample(scale_factor=2, mode="nearest"),
+                                 nn.Conv2d(ch, ch // 2, 3, padding=1), act(), nn.Conv2d(ch // 2, 3, 3, padding=1))
+        self.register_buffer("scale", torch.ones(()))
+
+    def encode(self, x):
+        return self.enc(x) / self.scale
+
+    def decode(self, z):
+        return self.dec(z * self.scale)
+
+
+def ae_config(run: Path) -> dict:
+    return json.loads((run / "ae.json").read_text())["config"]
+
+
+def load_ae(run: Path) -> "AE":
+    ae = AE(**ae_config(run))
+    ae.load_state_dict(torch.load(run / "ae.pt", weights_only=True))
+    return ae.eval()
+
+
+def fg_mask(x: torch.Tensor, side: int) -> torch.Tensor:
+    "[N, 3, 32, 32] in [-1, 1] -> [N, 1, side, side]: 1 where a latent cell covers a pixel far from its frame's median colour."
+    far = ((x - x.flatten(2).median(-1).values[..., None, None]).abs().amax(1, keepdim=True) > 0.3).float()
+    return torch.nn.functional.adaptive_max_pool2d(far, side)
+
+
+def probe_set():
+    from internvid_nb.world.comparisons import world_eval_clips
+    clips = world_eval_clips(120, Path("bench/results/t2v_cpu/eval-clips"))
+    return clips[clips.n_objects == 1].reset_index(drop=True).iloc[:40]
+
+
+def train_ae(args):
+    from internvid_nb.world.readers import WorldReader
+    from internvid_nb.data.videoio import read_frames
+    from internvid_nb.models.t2v import video_tensor
+    torch.manual_seed(0)
+    run = Path(args.run); run.mkdir(parents=True, exist_ok=True)
+    frames, _ = frames_of(Path(args.data))
+    config = {"ch": args.ae_ch, "z": args.ae_z, "down": args.ae_down}
+    ae = AE(**config)
+    opt = torch.optim.AdamW(ae.parameters(), 2e-3, weight_decay=0.0)
+    g = torch.Generator().manual_seed(0)
+    t0 = time.time()
+    for step in range(args.ae_steps):
+        x = to_x(frames[torch.randint(len(frames), (64,), generator=g).numpy()])
+        z = ae.enc(x)
+        # the glyph is a few dozen of 1024 pixels: its pixels (those far from the frame's median colour) weigh 10x,
+        # else the plain error is the background's and the decoder draws a blur; a light pull keeps the latent's scale
+        w = 1 + 9 * ((x - x.flatten(2).median(-1).values[..., None, None]).abs().amax(1, keepdim=True) > 0.3).float()
+        loss = ((ae.dec(z) - x).pow(2) * w).mean() + 1e-4 * z.pow(2).mean()
+        opt.zero_grad(); loss.backward(); opt.step()
+        for grp in opt.param_groups:
+            grp["lr"] = 2e-3 * 0.5 * (1 + np.cos(np.pi * step / args.ae_steps))
+        if step % 200 == 0:
+            print(f"ae step {step} loss {loss.item():.4f} {time.time() - t0:.0f} s", flush=True)
+    with torch.no_grad():
+        zs = torch.cat([ae.enc(to_x(frames[s:s + 512])) for s in range(0, min(len(frames), 8192), 512)])
+        ae.scale.fill_(float(zs.std()))
+    torch.save(ae.state_dict(), run / "ae.pt")
+    one = probe_set()
+    real = [video_tensor(read_frames(p, range(24)), 32, 8) for p in one.path]
+    with torch.no_grad():
+        rt = [np.stack(to_u8(ae.decode(ae.encode(to_x(v))))) for v in real]
+    reader = WorldReader.from_pretrained()
+    acc = lambda vids: float((reader.read(vids)["digit"] == one.digit.to_numpy()).mean() * 100)
+    rec = {"config": config, "ae steps": args.ae_steps, "ae seconds": time.time() - t0, "ae loss": loss.item(), "latent std": float(ae.scale),
+           "real clips' digit read right, %": acc(real), "after the autoencoder's round trip, %": acc(rt)}
+    print(rec, flush=True)
+    (run / "ae.json").write_text(json.dumps(rec, indent=1))
+    strip = np.concatenate([np.concatenate([r[0] for r in real[:10]], 1), np.concatenate([r[0] for r in rt[:10]], 1)], 0)
+    import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    plt.imsave(run / "ae_roundtrip.png", strip)
+
+
+def unet_and_text(z: int, side: int, attn: bool = False):
+    "The latent U-Net; `attn`: the caption's tokens in cross-attention at every level, not only in the mid block."
+    from diffusers import UNet2DConditionModel
+    from internvid_nb.models.t2v import TextEncoder
+    text = TextEncoder("viclip-tiny", tokens="final+words")
+    unet = UNet2DConditionModel(sample_size=side, in_channels=z, out_channels=z, block_out_channels=(64, 128, 128),
+                                down_block_types=(("CrossAttnDownBlock2D" if attn else "DownBlock2D"),) * 3,
+                                up_block_types=(("CrossAttnUpBlock2D" if attn else "UpBlock2D"),) * 3,
+                                layers_per_block=2, cross_attention_dim=text.dim, attention_head_dim=8,
+                                norm_num_groups=16, time_cond_proj_dim=text.dim)
+    return unet, text
+
+
+@torch.no_grad()
+def sample(unet, ae, states, empty, steps=20, guidance=3.0, seed=0):
+    from diffusers import DDIMScheduler
+    sch = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
+                        clip_sample=False)
+    sch.set_timesteps(steps)
+    c = unet.config
+    z = torch.randn(len(states), c.in_channels, c.sample_size, c.sample_size, generator=torch.Generator().manual_seed(seed))
+    both = torch.cat([states, empty.expand_as(states)])
+    for t in sch.timesteps:
+        out = unet(torch.cat([z, z]), t, encoder_hidden_states=both, timestep_cond=both[:, -1]).sample
+        c, u = out.chunk(2)
+        z = sch.step(u + guidance * (c - u), t, z).prev_sample
+    return to_u8(ae.decode(z))
+
+
+def train_diff(args):
+    from diffusers import DDPMScheduler
+    from internvid_nb.world.readers import WorldReader
+    torch.manual_seed(0)
+    run = Path(args.run)
+    ae = load_ae(run)
+    frames, caps = frames_of(Path(args.data))
+    unet, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], args.attn)
+    (run / "diff.json").write_text(json.dumps({"attn": args.attn, "batch": args.batch, "fg_weight": args.fg_weight}))
+    uniq, inv = np.unique(np.asarray(caps + [""]), return_inverse=True)
+    states = torch.cat([text(list(uniq[s:s + 256])) for s in range(0, len(uniq), 256)])
+    empty_i = int(inv[-1]); inv = inv[:-1]
+    with torch.no_grad():
+        Z = torch.cat([ae.encode(to_x(frames[s:s + 1024])) for s in range(0, len(frames), 1024)])
+        # the glyph's latent cells (a pixel far from its frame's median colour inside), weighed `--fg-weight` times in
+        # the loss: the digit is a few of 64 cells, and an unweighted loss is ruled by the background's
+        fg = torch.cat([fg_mask(to_x(frames[s:s + 1024]), Z.shape[-1]) for s in range(0, len(frames), 1024)])
+    wmap = 1 + (args.fg_weight - 1) * fg
+    print(f"{len(Z)} latents, std {Z.std():.3f}, {len(uniq)} captions", flush=True)
+    one = probe_set()
+    p_states = text(one.caption_true.tolist()); p_empty = text([""])
+    reader = WorldReader.from_pretrained()
+    sch = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
+    ac = sch.alphas_cumprod
+    opt = torch.optim.AdamW(unet.parameters(), 5e-4, weight_decay=0.01)
+    ema = [p.detach().clone() for p in unet.parameters()]
+    recs = json.loads((RECORDS / f"{args.record}.json").read_text()) if (RECORDS / f"{args.record}.json").exists() else {}
+    B, g, t0 = args.batch, torch.Generator().manual_seed(1), time.time()
+    step = 0
+    while time.time() - t0 < args.minutes * 60:
+        idx = torch.randint(len(Z), (B,), generator=g)
+        x = Z[idx]
+        drop = torch.rand(B, generator=g) < 0.1
+        cond = states[torch.as_tensor(np.where(drop.numpy(), empty_i, inv[idx.numpy()]))]
+        noise = torch.randn(x.shape, generator=g)
+        t = torch.randint(0, 1000, (B,), generator=g)
+        noisy = sch.add_noise(x, noise, t)
+        pred = unet(noisy, t, encoder_hidden_states=cond, timestep_cond=cond[:, -1]).sample
+        snr = ac[t] / (1 - ac[t])
+        loss = (((pred - x).pow(2) * wmap[idx]).flatten(1).mean(1) * (1 + snr).clamp(max=5.0)).mean()
+        for grp in opt.param_groups:
+            grp["lr"] = 5e-4 * min(1.0, (step + 1) / 200)
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0); opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in unet.parameters()], 1 - min(0.999, (1 + step) / (10 + step)))
+        step += 1
+        if step % 100 == 0:
+            print(f"step {step} loss {loss.item():.4f} {step * B / (time.time() - t0):.0f} frames/s", flush=True)
+        if step % args.probe_every == 0:
+            live = [p.detach().clone() for p in unet.parameters()]
+            with torch.no_grad():
+                for p, e in zip(unet.parameters(), ema):
+                    p.copy_(e)
+            unet.eval()
+            imgs = sample(unet, ae, p_states, p_empty)
+            r = reader.read([np.repeat(f[None], 8, 0) for f in imgs])
+            y = one.digit.to_numpy()
+            recs[f"step-{step:06d}"] = {"step": step, "prompts": len(y), "clips_seen": 0, "frames_seen": step * B,
+                                       "image digit accuracy": float((r["digit"] == y).mean() * 100),
+                                       "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
+                                       "seconds": time.time() - t0}
+            print(recs[f"step-{step:06d}"], flush=True)
+            (RECORDS / f"{args.record}.json").write_text(json.dumps(recs, indent=1))
+            np.save(run / f"probe-{step:06d}.npy", imgs)
+            with torch.no_grad():
+                for p, l in zip(unet.parameters(), live):
+                    p.copy_(l)
+            unet.train()
+            torch.save({"unet": unet.state_dict(), "ema": ema, "step": step}, run / "diff.pt")
+
+
+def motion_unet(unet2d):
+    """AnimateDiff's inflation (diffusers' UNetMotionModel.from_unet2d): the image U-Net's layers, a temporal transformer
+    after each resnet (attention across the frames at each latent cell, sinusoidal frame positions); their output
+    projections start at zero, so that at step 0 every frame is the image model's (AnimateDiff zero-inits them too)."""
+    from diffusers import UNetMotionModel
+    vm = UNetMotionModel.from_unet2d(unet2d)
+    with torch.no_grad():
+        for name, p in vm.named_parameters():
+            if "motion_modules" in name and "proj_out" in name:
+                p.zero_()
+    vm.freeze_unet2d_params()   # the image model stays as trained: only the motion modules learn
+    return vm
+
+
+@torch.no_grad()
+def sample_video(vm, ae, states, empty, frames=8, steps=20, guidance=3.0, seed=0):
+    from diffusers import DDIMScheduler
+    sch = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
+                        clip_sample=False)
+    sch.set_timesteps(steps)
+    c = vm.config
+    z = torch.randn(len(states), c.in_channels, frames, c.sample_size, c.sample_size, generator=torch.Generator().manual_seed(seed))
+    both = torch.cat([states, empty.expand_as(states)])
+    ctx = both.repeat_interleave(frames, 0)
+    for t in sch.timesteps:
+        out = vm(torch.cat([z, z]), t, encoder_hidden_states=ctx, timestep_cond=both[:, -1]).sample
+        cnd, unc = out.chunk(2)
+        z = sch.step(unc + guidance * (cnd - unc), t, z).prev_sample
+    n, C, T, H, W = z.shape
+    return to_u8(ae.decode(z.permute(0, 2, 1, 3, 4).reshape(n * T, C, H, W))).reshape(n, T, 32, 32, 3)
+
+
+def train_video(args):
+    """Image then video: the `diff` model's EMA weights inflated with motion modules (`motion_unet`), which alone train
+    on the clips' latents (8 frames, the same loss); probes the videos as bench/t2v_cpu.py probe does."""
+    from diffusers import DDPMScheduler
+    from internvid_nb.world.readers import WorldReader, MOTION_NAMES
+    torch.manual_seed(0)
+    run = Path(args.run)
+    ae = load_ae(run)
+    image = Path(args.image) if args.image else run / "diff.pt"
+    unet2d, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"],
+                                 json.loads((image.parent / "diff.json").read_text())["attn"] if (image.parent / "diff.json").exists() else False)
+    ck = torch.load(image, weights_only=True)
+    with torch.no_grad():
+        for p, e in zip(unet2d.parameters(), ck["ema"]):
+            p.copy_(e)
+    vm = motion_unet(unet2d.eval())
+    params = [p for p in vm.parameters() if p.requires_grad]
+    if args.motion:   # AnimateDiff's premise: motion modules trained beside one image model serve its later snapshots
+        with torch.no_grad():
+            for p, e in zip(params, torch.load(args.motion, weights_only=True)["ema"]):
+                p.copy_(e)
+    z = np.load(Path(args.data), allow_pickle=False)
+    vids, caps = z["videos"], list(z["captions"])
+    N, T = vids.shape[:2]
+    with torch.no_grad():
+        Z = torch.cat([ae.encode(to_x(vids[s:s + 128].reshape(-1, 32, 32, 3))) for s in range(0, N, 128)])
+        Z = Z.reshape(N, T, *Z.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()   # [N, C, T, h, w]
+        x0 = Z[:2]
+        check = (vm(x0, 500, encoder_hidden_states=text(caps[:2]).repeat_interleave(T, 0), timestep_cond=text(caps[:2])[:, -1]).sample
+                 - unet2d(x0.permute(0, 2, 1, 3, 4).flatten(0, 1), 500, encoder_hidden_states=text(caps[:2]).repeat_interleave(T, 0),
+                          timestep_cond=text(caps[:2]).repeat_interleave(T, 0)[:, -1]).sample.unflatten(0, (2, T)).permute(0, 2, 1, 3, 4))
+    print(f"{N} clips of {T} frames; inflated U-Net at step 0 against the image U-Net per frame: max |diff| {check.abs().max():.2e}", flush=True)
+    uniq, inv = np.unique(np.asarray(caps + [""]), return_inverse=True)
+    states = torch.cat([text(list(uniq[s:s + 256])) for s in range(0, len(uniq), 256)])
+    empty_i = int(inv[-1]); inv = inv[:-1]
+    one = probe_set()
+    p_states, p_empty = text(one.caption_true.tolist()), text([""])
+    y, ym = one.digit.to_numpy(), np.array([MOTION_NAMES.index(m) for m in one.motion])
+    reader = WorldReader.from_pretrained()
+    sch = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
+    ac = sch.alphas_cumprod
+    print(f"{sum(p.numel() for p in params)} trainable parameters (motion modules)", flush=True)
+    opt = torch.optim.AdamW(params, args.lr, weight_decay=0.01)
+    ema = [p.detach().clone() for p in params]
+    rec_p = RECORDS / f"{args.record}.json"
+    recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
+    B, g, t0, step = args.batch, torch.Generator().manual_seed(2), time.time(), 0
+
+    def probe():
+        live = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, e in zip(params, ema):
+                p.copy_(e)
+        vm.eval()
+        v = sample_video(vm, ae, p_states, p_empty, frames=T)
+        r = reader.read(list(v))
+        key = f"step-{step:06d}" if not args.motion else f"image-{ck['step']:06d}+motion-{Path(args.motion).parent.name}"
+        recs[key] = {"step": step, "image step": ck["step"], "prompts": len(y), "clips_seen": step * B, "frames_seen": ck["step"] * args.image_batch,
+                                   "video digit accuracy": float((r["digit"] == y).mean() * 100),
+                                   "video motion accuracy": float((r["motion"] == ym).mean() * 100),
+                                   "frames reading the video's digit, %": float((r["frame_probs"].argmax(-1) == r["digit"][:, None]).mean() * 100),
+                                   "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
+                                   "seconds": time.time() - t0}
+        print(key, recs[key], flush=True)
+        rec_p.write_text(json.dumps(recs, indent=1))
+        np.save(run / f"video-probe-{key}.npy", v)
+        if args.motion:
+            return
+        with torch.no_grad():
+            for p, l in zip(params, live):
+                p.copy_(l)
+        vm.train()
+        torch.save({"motion": [p.detach() for p in params], "ema": ema, "step": step}, run / "video.pt")
+
+    probe()   # step 0: the image model on every frame (or, with --motion, the combination alone)
+    if args.motion:
+        return
+    while time.time() - t0 < args.minutes * 60:
+        idx = torch.randint(N, (B,), generator=g)
+        x = Z[idx]
+        drop = torch.rand(B, generator=g) < 0.1
+        cond = states[torch.as_tensor(np.where(drop.numpy(), empty_i, inv[idx.numpy()]))]
+        noise = torch.randn(x.shape, generator=g)
+        t = torch.randint(0, 1000, (B,), generator=g)
+        a = ac[t].view(-1, 1, 1, 1, 1)
+        noisy = a.sqrt() * x + (1 - a).sqrt() * noise
+        pred = vm(noisy, t, encoder_hidden_states=cond.repeat_interleave(T, 0), timestep_cond=cond[:, -1]).sample
+        snr = ac[t] / (1 - ac[t])
+        loss = ((pred - x).pow(2).flatten(1).mean(1) * (1 + snr).clamp(max=5.0)).mean()
+        for grp in opt.param_groups:
+            grp["lr"] = args.lr * min(1.0, (step + 1) / 100)
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(0.995, (1 + step) / (10 + step)))
+        step += 1
+        if step % 50 == 0:
+            print(f"video step {step} loss {loss.item():.4f} {step * B / (time.time() - t0):.1f} clips/s", flush=True)
+        if step % args.probe_every == 0:
+            probe()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["ae", "diff", "video"])
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--data", default="bench/results/t2v_cpu/img-c/data.npz", help="a run's data.npz (bench/t2v_cpu.py)")
+    ap.add_argument("--ae-steps", type=int, default=3000)
+    ap.add_argument("--ae-ch", type=int, default=32)
+    ap.add_argument("--ae-z", type=int, default=4)
+    ap.add_argument("--ae-down", type=int, default=2, help="the latent is 32 / 2**down pixels a side")
+    ap.add_argument("--minutes", type=float, default=40)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--probe-every", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=1e-3, help="video: the motion modules' learning rate")
+    ap.add_argument("--image", help="video: the diff checkpoint to inflate (default: the run's diff.pt)")
+    ap.add_argument("--motion", help="video: only probe, with the motion modules of this video.pt")
+    ap.add_argument("--fg-weight", type=float, default=1.0, help="diff: the loss weight of the glyph's latent cells")
+    ap.add_argument("--attn", action="store_true", help="diff: cross-attention at every level")
+    ap.add_argument("--image-batch", type=int, default=32, help="video: the diff run's batch, for the frames it saw")
+    ap.add_argument("--record", default="latent", help="diff: the probe records' name in bench/t2v_runs/probes")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    {"ae": train_ae, "diff": train_diff, "video": train_video}[args.what](args)
