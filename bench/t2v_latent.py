@@ -307,7 +307,8 @@ def train_video(args):
         check = (vm(x0, 500, encoder_hidden_states=text(caps[:2]).repeat_interleave(T, 0), timestep_cond=text(caps[:2])[:, -1]).sample
                  - unet2d(x0.permute(0, 2, 1, 3, 4).flatten(0, 1), 500, encoder_hidden_states=text(caps[:2]).repeat_interleave(T, 0),
                           timestep_cond=text(caps[:2]).repeat_interleave(T, 0)[:, -1]).sample.unflatten(0, (2, T)).permute(0, 2, 1, 3, 4))
-    print(f"{N} clips of {T} frames; inflated U-Net at step 0 against the image U-Net per frame: max |diff| {check.abs().max():.2e}", flush=True)
+    print(f"{N} clips of {T} frames; the inflated U-Net{' with ' + args.motion if args.motion else ' at step 0'} against the image"
+          f" U-Net per frame: max |diff| {check.abs().max():.2e}", flush=True)
     uniq, inv = np.unique(np.asarray(caps + [""]), return_inverse=True)
     states = torch.cat([text(list(uniq[s:s + 256])) for s in range(0, len(uniq), 256)])
     empty_i = int(inv[-1]); inv = inv[:-1]
@@ -322,7 +323,12 @@ def train_video(args):
     ema = [p.detach().clone() for p in params]
     rec_p = RECORDS / f"{args.record}.json"
     recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
-    B, g, t0, step = args.batch, torch.Generator().manual_seed(2), time.time(), 0
+    B, g, t0 = args.batch, torch.Generator().manual_seed(2), time.time()
+    if args.motion:   # the motion modules' steps and clips a step (pass the run's --batch if its video.pt lacks it)
+        saved = torch.load(args.motion, weights_only=True)
+        step, B = saved["step"], saved.get("batch", B)
+    else:
+        step = 0
 
     def probe():
         live = [p.detach().clone() for p in params]
@@ -332,7 +338,7 @@ def train_video(args):
         vm.eval()
         v = sample_video(vm, ae, p_states, p_empty, frames=T)
         r = reader.read(list(v))
-        key = f"step-{step:06d}" if not args.motion else f"image-{ck['step']:06d}+motion-{Path(args.motion).parent.name}"
+        key = f"step-{step:06d}" if not args.motion else f"image-{ck['step']:06d}+motion-{Path(args.motion).parent.name}-{step:06d}"
         recs[key] = {"step": step, "image step": ck["step"], "prompts": len(y), "clips_seen": step * B, "frames_seen": ck["step"] * args.image_batch,
                                    "video digit accuracy": float((r["digit"] == y).mean() * 100),
                                    "video motion accuracy": float((r["motion"] == ym).mean() * 100),
@@ -348,7 +354,7 @@ def train_video(args):
             for p, l in zip(params, live):
                 p.copy_(l)
         vm.train()
-        torch.save({"motion": [p.detach() for p in params], "ema": ema, "step": step}, run / "video.pt")
+        torch.save({"motion": [p.detach() for p in params], "ema": ema, "step": step, "batch": B}, run / "video.pt")
 
     probe()   # step 0: the image model on every frame (or, with --motion, the combination alone)
     if args.motion:
