@@ -15,8 +15,8 @@ and leaves the diffusion model a small latent (8 x 8 x 8 here against 32 x 32 x 
 made if absent) with the glyph's pixels weighed 10x, and reports how many of the probe's 40 real clips the reader still
 reads right after a round trip (ae.json, ae_roundtrip.png). `diff` trains a text-conditioned U-Net on the latents (the
 caption's `final+words` tokens in the mid block's cross-attention, or every level's with --attn; their bag of words as
-a class embedding; x0 prediction with min-SNR-5 weighting, as img-c) and probes it as `bench/t2v_cpu.py probe` does the
-image models: the digit the reader reads in single images generated for the first 40 held-out one-object prompts of
+`time_cond_proj_dim`, added to the timestep embedding; x0 prediction weighted 1 + SNR capped at 5, as img-c) and
+probes it as `bench/t2v_cpu.py probe` does the image models: the digit the reader reads in single images generated for the first 40 held-out one-object prompts of
 world_eval_clips(120), 20 DDIM steps, guidance 3. `video` inflates a diff checkpoint's EMA weights with AnimateDiff's
 motion modules (`motion_unet`) and trains only those on the clips' latents, probing the videos as bench/t2v_cpu.py does
 (digit, motion, frames that agree with their video's digit). Records: bench/t2v_runs/probes/<--record>.json; weights
@@ -278,15 +278,15 @@ def sample_video(vm, ae, states, empty, frames=8, steps=20, guidance=3.0, seed=0
 
 def train_video(args):
     """Image then video: the `diff` model's EMA weights inflated with motion modules (`motion_unet`), which alone train
-    on the clips' latents (8 frames, the same loss); probes the videos as bench/t2v_cpu.py probe does."""
+    on the clips' latents (8 frames, the image loss without a glyph weight); probes the videos as bench/t2v_cpu.py probe does."""
     from diffusers import DDPMScheduler
     from internvid_nb.world.readers import WorldReader, MOTION_NAMES
     torch.manual_seed(0)
     run = Path(args.run)
     ae = load_ae(run)
     image = Path(args.image) if args.image else run / "diff.pt"
-    unet2d, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"],
-                                 json.loads((image.parent / "diff.json").read_text())["attn"] if (image.parent / "diff.json").exists() else False)
+    dcfg = json.loads((image.parent / "diff.json").read_text())   # the image model's U-Net and batch (its frames seen)
+    unet2d, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
     ck = torch.load(image, weights_only=True)
     with torch.no_grad():
         for p, e in zip(unet2d.parameters(), ck["ema"]):
@@ -339,7 +339,7 @@ def train_video(args):
         v = sample_video(vm, ae, p_states, p_empty, frames=T)
         r = reader.read(list(v))
         key = f"step-{step:06d}" if not args.motion else f"image-{ck['step']:06d}+motion-{Path(args.motion).parent.name}-{step:06d}"
-        recs[key] = {"step": step, "image step": ck["step"], "prompts": len(y), "clips_seen": step * B, "frames_seen": ck["step"] * args.image_batch,
+        recs[key] = {"step": step, "image step": ck["step"], "prompts": len(y), "clips_seen": step * B, "frames_seen": ck["step"] * dcfg["batch"],
                                    "video digit accuracy": float((r["digit"] == y).mean() * 100),
                                    "video motion accuracy": float((r["motion"] == ym).mean() * 100),
                                    "frames reading the video's digit, %": float((r["frame_probs"].argmax(-1) == r["digit"][:, None]).mean() * 100),
@@ -401,7 +401,6 @@ if __name__ == "__main__":
     ap.add_argument("--motion", help="video: only probe, with the motion modules of this video.pt")
     ap.add_argument("--fg-weight", type=float, default=1.0, help="diff: the loss weight of the glyph's latent cells")
     ap.add_argument("--attn", action="store_true", help="diff: cross-attention at every level")
-    ap.add_argument("--image-batch", type=int, default=32, help="video: the diff run's batch, for the frames it saw")
     ap.add_argument("--record", default="latent", help="diff: the probe records' name in bench/t2v_runs/probes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
