@@ -32,7 +32,8 @@ import torch.nn as nn
 RECORDS = Path(__file__).parent / "t2v_runs" / "probes"
 
 
-def frames_of(data: Path):
+def clips_of(data: Path):
+    "The clips [N, 8, 32, 32, 3] uint8 and their captions."
     if not data.exists():   # the clips of bench/t2v_cpu.py's runs: the Aes subset of a draw of 4000, 8 frames
         from internvid_nb.models.t2v import T2V_CONFIGS
         from internvid_nb.world.generation import world_aes_set
@@ -42,7 +43,12 @@ def frames_of(data: Path):
         np.savez(data.with_suffix(".tmp.npz"), captions=np.asarray(caps), videos=vids)
         data.with_suffix(".tmp.npz").rename(data)
     z = np.load(data, allow_pickle=False)
-    v, caps = z["videos"], list(z["captions"])   # [N, 8, 32, 32, 3] uint8
+    return z["videos"], list(z["captions"])
+
+
+def frames_of(data: Path):
+    "Every frame [N * 8, 32, 32, 3] and its clip's caption."
+    v, caps = clips_of(data)
     return v.reshape(-1, *v.shape[2:]), [c for c in caps for _ in range(v.shape[1])]
 
 
@@ -297,16 +303,15 @@ def train_video(args):
         with torch.no_grad():
             for p, e in zip(params, torch.load(args.motion, weights_only=True)["ema"]):
                 p.copy_(e)
-    z = np.load(Path(args.data), allow_pickle=False)
-    vids, caps = z["videos"], list(z["captions"])
+    vids, caps = clips_of(Path(args.data))
     N, T = vids.shape[:2]
     with torch.no_grad():
         Z = torch.cat([ae.encode(to_x(vids[s:s + 128].reshape(-1, 32, 32, 3))) for s in range(0, N, 128)])
         Z = Z.reshape(N, T, *Z.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()   # [N, C, T, h, w]
-        x0 = Z[:2]
-        check = (vm(x0, 500, encoder_hidden_states=text(caps[:2]).repeat_interleave(T, 0), timestep_cond=text(caps[:2])[:, -1]).sample
-                 - unet2d(x0.permute(0, 2, 1, 3, 4).flatten(0, 1), 500, encoder_hidden_states=text(caps[:2]).repeat_interleave(T, 0),
-                          timestep_cond=text(caps[:2]).repeat_interleave(T, 0)[:, -1]).sample.unflatten(0, (2, T)).permute(0, 2, 1, 3, 4))
+        x0, ctx = Z[:2], text(caps[:2]).repeat_interleave(T, 0)   # two clips: the video U-Net against the image one per frame
+        check = (vm(x0, 500, encoder_hidden_states=ctx, timestep_cond=ctx[::T, -1]).sample
+                 - unet2d(x0.permute(0, 2, 1, 3, 4).flatten(0, 1), 500, encoder_hidden_states=ctx,
+                          timestep_cond=ctx[:, -1]).sample.unflatten(0, (2, T)).permute(0, 2, 1, 3, 4))
     print(f"{N} clips of {T} frames; the inflated U-Net{' with ' + args.motion if args.motion else ' at step 0'} against the image"
           f" U-Net per frame: max |diff| {check.abs().max():.2e}", flush=True)
     uniq, inv = np.unique(np.asarray(caps + [""]), return_inverse=True)

@@ -100,7 +100,7 @@ def test_joint_image_video_training_takes_single_frames_and_resumes_exactly(tmp_
     assert h[-1]["step"] == 6                                           # read as 0: resumed
 
 
-def test_an_image_phase_steps_as_a_one_frame_run_and_inflates_to_video(tmp_path):
+def test_an_image_phase_steps_as_a_one_frame_run_and_inflates_to_video(tmp_path, monkeypatch):
     from internvid_nb.models.t2v import inflate_temporal
     from internvid_nb.world.generation import train_t2v_tiny
     vids = np.zeros((4, 8, 32, 32, 3), np.uint8); vids[:2, :, 8:24, 8:24] = 255
@@ -128,23 +128,19 @@ def test_an_image_phase_steps_as_a_one_frame_run_and_inflates_to_video(tmp_path)
     with torch.no_grad():
         one_frame = img.unet(x, t, encoder_hidden_states=ctx).sample
         before = img.unet(x.repeat(1, 1, 8, 1, 1), t, encoder_hidden_states=ctx).sample
-        assert inflate_temporal(img.unet) == 4 * sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "TemporalConvLayer"
-                                                     for m in img.unet.modules())
+        assert inflate_temporal(img.unet) == 4 * sum(type(m).__name__ == "TemporalConvLayer" for m in img.unet.modules())
         after = img.unet(x.repeat(1, 1, 8, 1, 1), t, encoder_hidden_states=ctx).sample
     assert (before - one_frame).abs().max() > 1e-3
     assert torch.allclose(after, one_frame.expand_as(after), atol=1e-5)
     # train_t2v_tiny inflates between an image phase and a video phase
-    calls = []
+    import json
     import internvid_nb.world.generation as wg
-    real_inflate = wg.inflate_temporal
-    wg.inflate_temporal = lambda u: calls.append(u) or real_inflate(u)
-    try:
-        recipe = (replace(c, steps=2, batch_size=8), T2VTrainConfig(steps=2, batch_size=2, warmup=1, ckpt_every=1, log_every=1))
-        pipe = train_t2v_tiny(tmp_path/"tiny", n=12, recipe=recipe, log=lambda s: None, device="cpu")
-    finally:
-        wg.inflate_temporal = real_inflate
+    calls = []
+    monkeypatch.setattr(wg, "inflate_temporal", lambda u: calls.append(u) or inflate_temporal(u))
+    recipe = (replace(c, steps=2, batch_size=8), T2VTrainConfig(steps=2, batch_size=2, warmup=1, ckpt_every=1, log_every=1))
+    pipe = train_t2v_tiny(tmp_path/"tiny", n=12, recipe=recipe, log=lambda s: None, device="cpu")
     assert len(calls) == 1 and calls[0] is pipe.unet
-    card = __import__("json").loads((tmp_path/"tiny"/"training.json").read_text())
+    card = json.loads((tmp_path/"tiny"/"training.json").read_text())
     assert [p["recipe"]["images"] for p in card["phases"]] == [True, False]
 
 
