@@ -101,10 +101,30 @@ def fg_mask(x: torch.Tensor, side: int) -> torch.Tensor:
     return torch.nn.functional.adaptive_max_pool2d(far, side)
 
 
-def probe_set():
+def probe_latents(ae, one, clips: bool = False):
+    """Two frames (0 and 4) of each probe prompt's real clip, as latents, and their captions (for `digit_gap`); with
+    `clips`, the whole clips' latents [40, C, 8, h, w] and one caption each."""
+    from internvid_nb.data.videoio import read_frames
+    from internvid_nb.models.t2v import video_tensor
+    with torch.no_grad():
+        if clips:
+            X = torch.stack([ae.encode(to_x(np.stack(video_tensor(read_frames(p, range(24)), 32, 8)))).transpose(0, 1) for p in one.path])
+            return X, one.caption_true.tolist()
+        X = torch.cat([ae.encode(to_x(np.stack(video_tensor(read_frames(p, range(24)), 32, 8))[::4])) for p in one.path])
+    return X, [c for c in one.caption_true for _ in range(2)]
+
+
+def guide_text_inputs(text, caps):
+    "A Guide's text inputs for `caps`: the frozen states and the token ids and mask."
+    return (text(caps), *LearnedWords.tokens(text, caps))
+
+
+def probe_set(part: int = 0):
+    """The probe: the first 40 held-out one-object prompts of world_eval_clips(120) and their real clips; `part=1` the
+    next 40, on which `guide` settles its scale (so that the probe's prompts never choose a setting)."""
     from internvid_nb.world.comparisons import world_eval_clips
     clips = world_eval_clips(120, Path("bench/results/t2v_cpu/eval-clips"))
-    return clips[clips.n_objects == 1].reset_index(drop=True).iloc[:40]
+    return clips[clips.n_objects == 1].reset_index(drop=True).iloc[40 * part:40 * part + 40].reset_index(drop=True)
 
 
 def train_ae(args):
@@ -163,8 +183,145 @@ def unet_and_text(z: int, side: int, attn: bool = False):
     return unet, text
 
 
+class LearnedWords(nn.Module):
+    """The caption's words as trainable vectors (`--cond learned`): they replace the frozen `final+words` layout's word
+    tokens and its bag of words (the `time_cond_proj_dim` input), while the encoder's contextual tokens stay frozen. A
+    frozen bag is the mean of ~12 word embeddings in which the digit moves the vector little (a linear probe reads the
+    digit from it in 88% of captions, from the position-0 token at chance), and a U-Net at 96k frames scored the wrong
+    digit's caption within 1% of the right one's; here each word, the digit's included, gets its own free vector, as a
+    class-conditional model's label embedding. Rows: the tokens of the training captions (init: the frozen embeddings,
+    scaled as `final+words` scales them); any other token shares row 0."""
+
+    def __init__(self, text, captions):
+        super().__init__()
+        ids, mask = self.tokens(text, captions)
+        vocab = torch.unique(ids[mask])
+        self.register_buffer("vocab", vocab)
+        lut = torch.zeros(text.model.text_encoder.token_embedding.num_embeddings, dtype=torch.long)
+        lut[vocab] = torch.arange(1, len(vocab) + 1)
+        self.register_buffer("lut", lut)
+        with torch.no_grad():
+            ref = text(captions[:256])
+            loud = ref[:, :ids.shape[1]].norm(dim=-1).mean()   # the contextual tokens' norm, as `final+words` does
+            w = text.model.text_encoder.token_embedding.weight[vocab]
+            w = w * loud / w.norm(dim=-1).mean()
+        self.emb = nn.Parameter(torch.cat([w.mean(0, keepdim=True), w]))
+
+    @staticmethod
+    def tokens(text, captions):
+        from internvid_nb.models.tokenizer import ClipTokenizer
+        ids = text.model.tokenize(list(captions))
+        end = (ids == ClipTokenizer.eot).int().argmax(1, keepdim=True)
+        return ids, torch.arange(ids.shape[1])[None] <= end
+
+    def forward(self, states, ids, mask):
+        "Frozen `final+words` states [B, 2L + 1, D] with their word tokens and bag swapped for the learned vectors."
+        L = ids.shape[1]
+        w = self.emb[self.lut[ids]] * mask[..., None]
+        return torch.cat([states[:, :L], w, w.sum(1, keepdim=True) / mask.sum(1)[:, None, None]], 1)
+
+
+def conditioner(text, words=None):
+    "captions -> the U-Net's condition states: the frozen encoder's, with `words` (LearnedWords) applied if given."
+    def cond(captions):
+        s = text(list(captions))
+        return s if words is None else words(s, *LearnedWords.tokens(text, captions))
+    return cond
+
+
+def digit_gap(unet, cond, X, caps, ts=(200, 400, 600, 800)):
+    """How much the U-Net's x0 error grows when the caption names another digit: the mean over `ts` and 3 wrong digits
+    of (error with the wrong digit - error with the right one) / error with the right one, in %, on real frames' latents
+    `X` (a model that ignores the digit word scores 0). Also the share of frames whose error grows."""
+    import re
+    from diffusers import DDPMScheduler
+    sch = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
+    g, gaps, wins = torch.Generator().manual_seed(0), [], []
+    with torch.no_grad():
+        right = cond(caps)
+        wrong = [cond([re.sub(r"digit (\d)", lambda m: f"digit {(int(m.group(1)) + k) % 10}", c) for c in caps]) for k in (1, 3, 5)]
+        for t in ts:
+            noisy = sch.add_noise(X, torch.randn(X.shape, generator=g), torch.full((len(X),), t))
+            err = lambda s: (unet(noisy, t, encoder_hidden_states=s, timestep_cond=s[:, -1]).sample - X).pow(2).flatten(1).mean(1)
+            e0, ew = err(right), torch.stack([err(s) for s in wrong]).mean(0)
+            gaps.append(float((ew - e0).mean() / e0.mean() * 100)); wins.append(float((ew > e0).float().mean() * 100))
+    return float(np.mean(gaps)), float(np.mean(wins))
+
+
+class Guide(nn.Module):
+    """A noised text-latent model for guidance (GLIDE's noised CLIP, Nichol et al. 2022, section 2.4): a small
+    convolutional encoder of a noisy latent z_t and its timestep, and a bag of learned word vectors for the caption,
+    both to unit vectors, trained contrastively on the captioned frames. The diffusion loss gives the digit word a tiny
+    share (the digit is a few of 64 cells, and at high noise its shape hardly lowers the error), while a contrastive
+    loss is decided by what tells captions apart, the digit among it. At sampling, the gradient of the caption's
+    similarity with respect to z_t is added to the U-Net's predicted x0 (classifier guidance in x0 form)."""
+
+    def __init__(self, text, captions, z: int = 8, ch: int = 96, dim: int = 128):
+        super().__init__()
+        self.words = LearnedWords(text, captions)
+        self.text_proj = nn.Sequential(nn.Linear(text.dim, 256), nn.SiLU(), nn.Linear(256, dim))
+        self.t_emb = nn.Sequential(nn.Linear(64, ch), nn.SiLU(), nn.Linear(ch, 2 * ch))
+        self.inp = nn.Conv2d(z, ch, 3, padding=1)
+        self.body = nn.ModuleList([nn.Conv2d(ch, ch, 3, padding=1) for _ in range(4)])
+        self.norms = nn.ModuleList([nn.GroupNorm(8, ch) for _ in range(4)])
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(2 * ch, 256), nn.SiLU(), nn.Linear(256, dim))
+        self.logit_scale = nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32))
+
+    def embed_latent(self, z, t):
+        t = torch.as_tensor(t, dtype=torch.float32).expand(len(z))
+        f = torch.exp(-np.log(1e4) * torch.arange(32) / 32)
+        te = torch.cat([torch.sin(t[:, None] * f), torch.cos(t[:, None] * f)], 1)
+        sc, sh = self.t_emb(te)[..., None, None].chunk(2, 1)
+        h = self.inp(z)
+        for i, (conv, norm) in enumerate(zip(self.body, self.norms)):
+            h = h + conv(nn.functional.silu(norm(h) * (1 + sc) + sh))
+            if i == 1:
+                h = nn.functional.avg_pool2d(h, 2)
+        h = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)   # where the glyph is does not matter, what it is does
+        return nn.functional.normalize(self.out(h), dim=-1)
+
+    def embed_text(self, states, ids, mask):
+        return nn.functional.normalize(self.text_proj(self.words(states, ids, mask)[:, -1]), dim=-1)
+
+
+class VideoGuide(Guide):
+    """The Guide for video latents [B, C, T, h, w] (a noised ViCLIP, in a way): the same text side, and 3-D convolutions
+    over frames and cells, so that a motion (a glyph that moves, turns or grows from frame to frame) is a local pattern
+    that the global pooling keeps."""
+
+    def __init__(self, text, captions, z: int = 8, ch: int = 64, dim: int = 128):
+        super().__init__(text, captions, z, ch, dim)
+        self.inp = nn.Conv3d(z, ch, 3, padding=1)
+        self.body = nn.ModuleList([nn.Conv3d(ch, ch, 3, padding=1) for _ in range(4)])
+
+    def embed_latent(self, z, t):
+        t = torch.as_tensor(t, dtype=torch.float32).expand(len(z))
+        f = torch.exp(-np.log(1e4) * torch.arange(32) / 32)
+        sc, sh = self.t_emb(torch.cat([torch.sin(t[:, None] * f), torch.cos(t[:, None] * f)], 1))[..., None, None, None].chunk(2, 1)
+        h = self.inp(z)
+        for i, (conv, norm) in enumerate(zip(self.body, self.norms)):
+            h = h + conv(nn.functional.silu(norm(h) * (1 + sc) + sh))
+            if i == 1:
+                h = nn.functional.avg_pool3d(h, (1, 2, 2))
+        h = torch.cat([h.mean((2, 3, 4)), h.amax((2, 3, 4))], 1)
+        return nn.functional.normalize(self.out(h), dim=-1)
+
+
+def guide_of(path):
+    "A trained Guide (or VideoGuide) and its text encoder from `guide`'s guide.pt (or vguide.pt)."
+    from internvid_nb.models.t2v import TextEncoder
+    ck = torch.load(path, weights_only=True)
+    text = TextEncoder("viclip-tiny", tokens="final+words")
+    g = (VideoGuide if ck.get("video") else Guide)(text, ck["captions"], **ck["config"])
+    g.load_state_dict(ck["state"])
+    return g.eval(), text
+
+
 @torch.no_grad()
-def sample(unet, ae, states, empty, steps=20, guidance=3.0, seed=0):
+def sample(unet, ae, states, empty, steps=20, guidance=3.0, seed=0, guide=None, guide_text=None, guide_scale=0.0):
+    """DDIM with classifier-free guidance; with a `guide` (Guide) and `guide_text` (its caption vectors), the gradient
+    of their similarity (the logit) with respect to z_t moves the predicted x0 by guide_scale (1 - a) / sqrt(a) times it
+    (the score's guidance term, written for x0)."""
     from diffusers import DDIMScheduler
     sch = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
                         clip_sample=False)
@@ -175,8 +332,203 @@ def sample(unet, ae, states, empty, steps=20, guidance=3.0, seed=0):
     for t in sch.timesteps:
         out = unet(torch.cat([z, z]), t, encoder_hidden_states=both, timestep_cond=both[:, -1]).sample
         c, u = out.chunk(2)
-        z = sch.step(u + guidance * (c - u), t, z).prev_sample
+        x0 = u + guidance * (c - u)
+        if guide is not None and guide_scale:
+            a = sch.alphas_cumprod[t]
+            x0 = x0 + (1 - a) / a.sqrt() * guide_grad([(guide, guide_text, guide_scale)], z, t)
+        z = sch.step(x0, t, z).prev_sample
     return to_u8(ae.decode(z))
+
+
+def digit_swaps(caps):
+    "Each caption with its digit word replaced by each of the 10 digits: [len(caps) * 10] captions, digit d at d."
+    import re
+    return [re.sub(r"digit (\d)", f"digit {d}", c) for c in caps for d in range(10)]
+
+
+def motion_swaps(caps):
+    "Each caption with its motion phrase replaced by each of the world's 9: [len(caps) * 9], in MOTION_NAMES' order."
+    from internvid_nb.world.render import MOTIONS
+    out = []
+    for c in caps:
+        m = next(v for v in MOTIONS.values() if v in c)
+        out += [c.replace(m, v) for v in MOTIONS.values()]
+    return out
+
+
+def train_guide(args):
+    """Train the Guide on every frame's latent at a random timestep (t < 900: above it the latent is mostly noise),
+    256 frames a step, a symmetric contrastive loss over the batch's distinct captions; then report how often it ranks a
+    probe frame's caption first among its ten digit variants (a model blind to the digit: 10%) at t = 0, 300, 600."""
+    from diffusers import DDPMScheduler
+    torch.manual_seed(0)
+    run = Path(args.run)
+    ae = load_ae(run)
+    video = args.what == "vguide"
+    from internvid_nb.models.t2v import TextEncoder
+    text = TextEncoder("viclip-tiny", tokens="final+words")
+    if video:
+        vids, caps = clips_of(Path(args.data))
+        N, T = vids.shape[:2]
+        with torch.no_grad():
+            Z = torch.cat([ae.encode(to_x(vids[s:s + 128].reshape(-1, 32, 32, 3))) for s in range(0, N, 128)])
+            Z = Z.reshape(N, T, *Z.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()   # [N, C, T, h, w]
+    else:
+        frames, caps = frames_of(Path(args.data))
+        with torch.no_grad():
+            Z = torch.cat([ae.encode(to_x(frames[s:s + 1024])) for s in range(0, len(frames), 1024)])
+    uniq, inv = np.unique(np.asarray(caps), return_inverse=True)
+    uniq = [str(c) for c in uniq]
+    with torch.no_grad():
+        states = torch.cat([text(uniq[s:s + 256]) for s in range(0, len(uniq), 256)])
+    ids, mask = LearnedWords.tokens(text, uniq)
+    config = {"z": Z.shape[1]}
+    guide = (VideoGuide if video else Guide)(text, uniq, **config)
+    B = 64 if video else 256
+    opt = torch.optim.AdamW(guide.parameters(), 1e-3, weight_decay=0.01)
+    sch = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
+    one = probe_set()
+    px, pcaps = probe_latents(ae, one, clips=video)
+    swaps = {"digit": (digit_swaps(pcaps), 10, [int(d) for d in one.digit for _ in range(1 if video else 2)])}
+    if video:
+        from internvid_nb.world.readers import MOTION_NAMES
+        swaps["motion"] = (motion_swaps(pcaps), 9, [MOTION_NAMES.index(m) for m in one.motion])
+    with torch.no_grad():
+        swaps = {k: (guide_text_inputs(text, sw), n, torch.as_tensor(y)) for k, (sw, n, y) in swaps.items()}
+    g, t0, step, log = torch.Generator().manual_seed(3), time.time(), 0, []
+
+    def evaluate():
+        guide.eval()
+        accs = {}
+        with torch.no_grad():
+            for k, (inp, n, y) in swaps.items():
+                te = guide.embed_text(*inp).view(len(px), n, -1)
+                accs.update({f"{k} ranked first at t={t}, %": float(((guide.embed_latent(px, t)[:, None] * te).sum(-1).argmax(1) == y).float().mean() * 100)
+                             for t in (0, 300, 600)})
+        guide.train()
+        return accs
+
+    while time.time() - t0 < args.minutes * 60:
+        idx = torch.randint(len(Z), (B,), generator=g)
+        t = torch.randint(0, 900, (B,), generator=g)
+        zt = sch.add_noise(Z[idx], torch.randn(Z[idx].shape, generator=g), t)
+        ci = torch.as_tensor(inv[idx.numpy()])
+        u, back = torch.unique(ci, return_inverse=True)
+        li = guide.embed_latent(zt, t)
+        lt = guide.embed_text(states[u], ids[u], mask[u])
+        logits = guide.logit_scale.exp().clamp(max=100) * li @ lt.T           # [256 frames, distinct captions]
+        pos = logits.T.masked_fill(back[None] != torch.arange(len(u))[:, None], -torch.inf)   # a caption's frames
+        loss = (nn.functional.cross_entropy(logits, back) + (torch.logsumexp(logits.T, 1) - torch.logsumexp(pos, 1)).mean()) / 2
+        opt.zero_grad(); loss.backward(); opt.step()
+        step += 1
+        if step % args.probe_every == 0:
+            rec = {"step": step, "loss": loss.item(), "seconds": time.time() - t0, **evaluate()}
+            log.append(rec); print(rec, flush=True)
+            name = "vguide" if video else "guide"
+            torch.save({"state": guide.state_dict(), "captions": uniq, "config": config, "step": step, "log": log,
+                        "video": video}, run / f"{name}.tmp.pt")
+            (run / f"{name}.tmp.pt").replace(run / f"{name}.pt")
+
+
+def probe_video_guided(args):
+    """Probe videos of an image model (`--image`, diff.pt's EMA) with motion modules (`--motion`, a video.pt) under
+    guidance by an image Guide (`--guide`) and a VideoGuide (`--vguide`) at every pair of `--guide-scales` and
+    `--vguide-scales`: video digit and motion accuracy and frame agreement, on the probe prompts (`--part 0`) or the
+    next 40 (`--part 1`, where the scales are chosen)."""
+    from internvid_nb.world.readers import WorldReader, MOTION_NAMES
+    run = Path(args.run)
+    ae = load_ae(run)
+    image = Path(args.image)
+    dcfg = json.loads((image.parent / "diff.json").read_text())
+    unet2d, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
+    ck = torch.load(image, weights_only=True)
+    with torch.no_grad():
+        for p, e in zip(unet2d.parameters(), ck["ema"]):
+            p.copy_(e)
+    vm = motion_unet(unet2d.eval())
+    mot = torch.load(args.motion, weights_only=True)
+    with torch.no_grad():
+        for p, e in zip([p for p in vm.parameters() if p.requires_grad], mot["ema"]):
+            p.copy_(e)
+    vm.eval()
+    one = probe_set(args.part)
+    caps = one.caption_true.tolist()
+    with torch.no_grad():
+        p_states, p_empty = text(caps), text([""])
+    guides = []
+    for path in (args.guide, args.vguide):
+        if path:
+            gd, gt = guide_of(path)
+            with torch.no_grad():
+                guides.append((gd, gd.embed_text(*guide_text_inputs(gt, caps))))
+    reader = WorldReader.from_pretrained()
+    y, ym = one.digit.to_numpy(), np.array([MOTION_NAMES.index(m) for m in one.motion])
+    rec_p = RECORDS / f"{args.record}.json"
+    recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
+    for gs, vs, seed in [(a, b, c) for a in args.guide_scales for b in args.vguide_scales for c in args.seeds]:
+        scales = [s for s, path in zip((gs, vs), (args.guide, args.vguide)) if path]
+        t0 = time.time()
+        v = sample_video(vm, ae, p_states, p_empty, frames=8, seed=seed,
+                         guides=[(g, e, s) for (g, e), s in zip(guides, scales)])
+        r = reader.read(list(v))
+        key = (f"image-{ck['step']:06d}+motion-{mot['step']:06d}-guide-{gs:g}-vguide-{vs:g}"
+               + ("" if args.part == 0 else f"-part{args.part}") + ("" if seed == 0 else f"-seed{seed}"))
+        recs[key] = {"step": mot["step"], "image step": ck["step"], "guide scale": gs, "vguide scale": vs, "seed": seed,
+                     "prompts": len(y), "prompt set": ["probe", "tuning"][args.part],
+                     "clips_seen": mot["step"] * mot.get("batch", args.batch), "frames_seen": ck["step"] * dcfg["batch"] + dcfg.get("init frames", 0),
+                     "video digit accuracy": float((r["digit"] == y).mean() * 100),
+                     "video motion accuracy": float((r["motion"] == ym).mean() * 100),
+                     "frames reading the video's digit, %": float((r["frame_probs"].argmax(-1) == r["digit"][:, None]).mean() * 100),
+                     "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
+                     "seconds": time.time() - t0}
+        print(key, {k: round(v_, 1) if isinstance(v_, float) else v_ for k, v_ in recs[key].items()}, flush=True)
+        np.save(run / f"video-probe-{key}.npy", v)
+        rec_p.write_text(json.dumps(recs, indent=1))
+
+
+def probe_guided(args):
+    """Probe `run`'s image model (diff.pt's EMA) with the Guide of `--guide` at each of `--guide-scales`: image digit
+    accuracy on the probe prompts (`--part 0`) or on the next 40 (`--part 1`, where the scale is chosen)."""
+    from internvid_nb.world.readers import WorldReader
+    run = Path(args.run)
+    ae = load_ae(run)
+    dcfg = json.loads((run / "diff.json").read_text())
+    unet, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
+    ck = torch.load(run / "diff.pt", weights_only=True)
+    words = None
+    if "words" in ck:
+        words = LearnedWords(text, sorted(set(clips_of(Path(args.data))[1]) | {""}))
+        words.load_state_dict(ck["words"])
+    with torch.no_grad():
+        ps = list(unet.parameters()) + ([] if words is None else list(words.parameters()))
+        for p, e in zip(ps, ck["ema"]):
+            p.copy_(e)
+    unet.eval()
+    cond_of = conditioner(text, words)
+    guide, gtext = guide_of(args.guide)
+    one = probe_set(args.part)
+    caps = one.caption_true.tolist()
+    with torch.no_grad():
+        p_states, p_empty = cond_of(caps), cond_of([""])
+        g_text = guide.embed_text(gtext(caps), *LearnedWords.tokens(gtext, caps))
+    reader = WorldReader.from_pretrained()
+    y = one.digit.to_numpy()
+    rec_p = RECORDS / f"{args.record}.json"
+    recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
+    for scale, seed in [(a, b) for a in args.guide_scales for b in args.seeds]:
+        t0 = time.time()
+        imgs = sample(unet, ae, p_states, p_empty, guide=guide, guide_text=g_text, guide_scale=scale, seed=seed)
+        r = reader.read([np.repeat(f[None], 8, 0) for f in imgs])
+        key = (f"step-{ck['step']:06d}-guide-{scale:g}" + ("" if args.part == 0 else f"-part{args.part}")
+               + ("" if seed == 0 else f"-seed{seed}"))
+        recs[key] = {"step": ck["step"], "guide scale": scale, "seed": seed, "prompts": len(y), "prompt set": ["probe", "tuning"][args.part],
+                     "clips_seen": 0, "frames_seen": ck["step"] * dcfg["batch"] + dcfg.get("init frames", 0),
+                     "image digit accuracy": float((r["digit"] == y).mean() * 100),
+                     "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
+                     "seconds": time.time() - t0}
+        print(key, recs[key], flush=True)
+        np.save(run / f"probe-{key}.npy", imgs)
+    rec_p.write_text(json.dumps(recs, indent=1))
 
 
 def train_diff(args):
@@ -187,10 +539,14 @@ def train_diff(args):
     ae = load_ae(run)
     frames, caps = frames_of(Path(args.data))
     unet, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], args.attn)
-    (run / "diff.json").write_text(json.dumps({"attn": args.attn, "batch": args.batch, "fg_weight": args.fg_weight}))
+    (run / "diff.json").write_text(json.dumps({"attn": args.attn, "batch": args.batch, "fg_weight": args.fg_weight,
+                                               "cond": args.cond}))
     uniq, inv = np.unique(np.asarray(caps + [""]), return_inverse=True)
     states = torch.cat([text(list(uniq[s:s + 256])) for s in range(0, len(uniq), 256)])
     empty_i = int(inv[-1]); inv = inv[:-1]
+    words = LearnedWords(text, list(uniq)) if args.cond == "learned" else None
+    ids, mask = LearnedWords.tokens(text, list(uniq))
+    cond_of = conditioner(text, words)
     with torch.no_grad():
         Z = torch.cat([ae.encode(to_x(frames[s:s + 1024])) for s in range(0, len(frames), 1024)])
         # the glyph's latent cells (a pixel far from its frame's median colour inside), weighed `--fg-weight` times in
@@ -199,20 +555,41 @@ def train_diff(args):
     wmap = 1 + (args.fg_weight - 1) * fg
     print(f"{len(Z)} latents, std {Z.std():.3f}, {len(uniq)} captions", flush=True)
     one = probe_set()
-    p_states = text(one.caption_true.tolist()); p_empty = text([""])
+    gap_x, gap_caps = probe_latents(ae, one)
     reader = WorldReader.from_pretrained()
     sch = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
     ac = sch.alphas_cumprod
-    opt = torch.optim.AdamW(unet.parameters(), 5e-4, weight_decay=0.01)
-    ema = [p.detach().clone() for p in unet.parameters()]
+    params = list(unet.parameters()) + ([] if words is None else list(words.parameters()))
+    opt = torch.optim.AdamW(params, 5e-4, weight_decay=0.01)
+    ema = [p.detach().clone() for p in params]
     recs = json.loads((RECORDS / f"{args.record}.json").read_text()) if (RECORDS / f"{args.record}.json").exists() else {}
     B, g, t0 = args.batch, torch.Generator().manual_seed(1), time.time()
     step = 0
+    if args.resume:   # this run's diff.pt: weights, EMA, optimizer, step and the batch generator go on where they were
+        ck = torch.load(run / "diff.pt", weights_only=True)
+        unet.load_state_dict(ck["unet"])
+        if words is not None:
+            words.load_state_dict(ck["words"])
+        ema, step = ck["ema"], ck["step"]
+        opt.load_state_dict(ck["opt"]); g.set_state(ck["rng"])
+        t0 -= ck["seconds"]; args.minutes += ck["seconds"] / 60
+        print(f"resumed at step {step}", flush=True)
+    elif args.init:   # warm start from another run's EMA U-Net (its frames seen are counted in `init frames`)
+        ck = torch.load(args.init, weights_only=True)
+        with torch.no_grad():
+            for p, e in zip(unet.parameters(), ck["ema"][:len(list(unet.parameters()))]):
+                p.copy_(e)
+        ema = [p.detach().clone() for p in params]
+        init_frames = ck["step"] * json.loads((Path(args.init).parent / "diff.json").read_text())["batch"]
+        (run / "diff.json").write_text(json.dumps({**json.loads((run / "diff.json").read_text()), "init": args.init,
+                                                   "init frames": init_frames}))
+    init_frames = json.loads((run / "diff.json").read_text()).get("init frames", 0)
     while time.time() - t0 < args.minutes * 60:
         idx = torch.randint(len(Z), (B,), generator=g)
         x = Z[idx]
         drop = torch.rand(B, generator=g) < 0.1
-        cond = states[torch.as_tensor(np.where(drop.numpy(), empty_i, inv[idx.numpy()]))]
+        sel = torch.as_tensor(np.where(drop.numpy(), empty_i, inv[idx.numpy()]))
+        cond = states[sel] if words is None else words(states[sel], ids[sel], mask[sel])
         noise = torch.randn(x.shape, generator=g)
         t = torch.randint(0, 1000, (B,), generator=g)
         noisy = sch.add_noise(x, noise, t)
@@ -221,33 +598,39 @@ def train_diff(args):
         loss = (((pred - x).pow(2) * wmap[idx]).flatten(1).mean(1) * (1 + snr).clamp(max=5.0)).mean()
         for grp in opt.param_groups:
             grp["lr"] = 5e-4 * min(1.0, (step + 1) / 200)
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0); opt.step()
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         with torch.no_grad():
-            torch._foreach_lerp_(ema, [p.detach() for p in unet.parameters()], 1 - min(0.999, (1 + step) / (10 + step)))
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(0.999, (1 + step) / (10 + step)))
         step += 1
         if step % 100 == 0:
             print(f"step {step} loss {loss.item():.4f} {step * B / (time.time() - t0):.0f} frames/s", flush=True)
         if step % args.probe_every == 0:
-            live = [p.detach().clone() for p in unet.parameters()]
+            live = [p.detach().clone() for p in params]
             with torch.no_grad():
-                for p, e in zip(unet.parameters(), ema):
+                for p, e in zip(params, ema):
                     p.copy_(e)
+                p_states, p_empty = cond_of(one.caption_true.tolist()), cond_of([""])
             unet.eval()
             imgs = sample(unet, ae, p_states, p_empty)
             r = reader.read([np.repeat(f[None], 8, 0) for f in imgs])
             y = one.digit.to_numpy()
-            recs[f"step-{step:06d}"] = {"step": step, "prompts": len(y), "clips_seen": 0, "frames_seen": step * B,
+            gap, wins = digit_gap(unet, cond_of, gap_x, gap_caps)
+            recs[f"step-{step:06d}"] = {"step": step, "prompts": len(y), "clips_seen": 0, "frames_seen": step * B + init_frames,
                                        "image digit accuracy": float((r["digit"] == y).mean() * 100),
                                        "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
+                                       "wrong digit's x0 error, % over the right one's": gap,
+                                       "frames whose x0 error grows with a wrong digit, %": wins,
                                        "seconds": time.time() - t0}
             print(recs[f"step-{step:06d}"], flush=True)
             (RECORDS / f"{args.record}.json").write_text(json.dumps(recs, indent=1))
             np.save(run / f"probe-{step:06d}.npy", imgs)
             with torch.no_grad():
-                for p, l in zip(unet.parameters(), live):
+                for p, l in zip(params, live):
                     p.copy_(l)
             unet.train()
-            torch.save({"unet": unet.state_dict(), "ema": ema, "step": step}, run / "diff.pt")
+            ck = {"unet": unet.state_dict(), "ema": ema, "step": step, "opt": opt.state_dict(), "rng": g.get_state(),
+                  "seconds": time.time() - t0, **({} if words is None else {"words": words.state_dict()})}
+            torch.save(ck, run / "diff.tmp.pt"); (run / "diff.tmp.pt").replace(run / "diff.pt")
 
 
 def motion_unet(unet2d):
@@ -264,8 +647,28 @@ def motion_unet(unet2d):
     return vm
 
 
+def guide_grad(guides, z, t):
+    """The summed guidance gradients at z_t: for each (guide, its caption vectors, scale), scale times the gradient of
+    the logit with respect to z_t; an image Guide on video latents [B, C, T, h, w] scores every frame."""
+    total = torch.zeros_like(z)
+    for guide, emb, scale in guides:
+        if not scale:
+            continue
+        with torch.enable_grad():
+            zt = z.detach().requires_grad_()
+            if zt.dim() == 5 and not isinstance(guide, VideoGuide):
+                T = zt.shape[2]
+                lat = guide.embed_latent(zt.transpose(1, 2).flatten(0, 1), t).unflatten(0, (len(zt), T))
+                sim = (lat * emb[:, None]).sum()
+            else:
+                sim = (guide.embed_latent(zt, t) * emb).sum()
+            grad, = torch.autograd.grad(sim * guide.logit_scale.exp(), zt)
+        total += scale * grad
+    return total
+
+
 @torch.no_grad()
-def sample_video(vm, ae, states, empty, frames=8, steps=20, guidance=3.0, seed=0):
+def sample_video(vm, ae, states, empty, frames=8, steps=20, guidance=3.0, seed=0, guides=()):
     from diffusers import DDIMScheduler
     sch = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
                         clip_sample=False)
@@ -277,7 +680,11 @@ def sample_video(vm, ae, states, empty, frames=8, steps=20, guidance=3.0, seed=0
     for t in sch.timesteps:
         out = vm(torch.cat([z, z]), t, encoder_hidden_states=ctx, timestep_cond=both[:, -1]).sample
         cnd, unc = out.chunk(2)
-        z = sch.step(unc + guidance * (cnd - unc), t, z).prev_sample
+        x0 = unc + guidance * (cnd - unc)
+        if guides:   # as `sample`: the guides' score term, written for x0
+            a = sch.alphas_cumprod[t]
+            x0 = x0 + (1 - a) / a.sqrt() * guide_grad(guides, z, t)
+        z = sch.step(x0, t, z).prev_sample
     n, C, T, H, W = z.shape
     return to_u8(ae.decode(z.permute(0, 2, 1, 3, 4).reshape(n * T, C, H, W))).reshape(n, T, 32, 32, 3)
 
@@ -297,28 +704,36 @@ def train_video(args):
     with torch.no_grad():
         for p, e in zip(unet2d.parameters(), ck["ema"]):
             p.copy_(e)
+    vids, caps = clips_of(Path(args.data))
+    words = None
+    if "words" in ck:   # a `--cond learned` image model: its learned words, at their EMA values
+        words = LearnedWords(text, sorted(set(caps) | {""}))
+        words.load_state_dict(ck["words"])
+        with torch.no_grad():
+            words.emb.copy_(ck["ema"][len(list(unet2d.parameters()))])
+    cond_of = conditioner(text, words)
     vm = motion_unet(unet2d.eval())
     params = [p for p in vm.parameters() if p.requires_grad]
     if args.motion:   # AnimateDiff's premise: motion modules trained beside one image model serve its later snapshots
         with torch.no_grad():
             for p, e in zip(params, torch.load(args.motion, weights_only=True)["ema"]):
                 p.copy_(e)
-    vids, caps = clips_of(Path(args.data))
     N, T = vids.shape[:2]
     with torch.no_grad():
         Z = torch.cat([ae.encode(to_x(vids[s:s + 128].reshape(-1, 32, 32, 3))) for s in range(0, N, 128)])
         Z = Z.reshape(N, T, *Z.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()   # [N, C, T, h, w]
-        x0, ctx = Z[:2], text(caps[:2]).repeat_interleave(T, 0)   # two clips: the video U-Net against the image one per frame
+        x0, ctx = Z[:2], cond_of(caps[:2]).repeat_interleave(T, 0)   # two clips: the video U-Net against the image one per frame
         check = (vm(x0, 500, encoder_hidden_states=ctx, timestep_cond=ctx[::T, -1]).sample
                  - unet2d(x0.permute(0, 2, 1, 3, 4).flatten(0, 1), 500, encoder_hidden_states=ctx,
                           timestep_cond=ctx[:, -1]).sample.unflatten(0, (2, T)).permute(0, 2, 1, 3, 4))
     print(f"{N} clips of {T} frames; the inflated U-Net{' with ' + args.motion if args.motion else ' at step 0'} against the image"
           f" U-Net per frame: max |diff| {check.abs().max():.2e}", flush=True)
     uniq, inv = np.unique(np.asarray(caps + [""]), return_inverse=True)
-    states = torch.cat([text(list(uniq[s:s + 256])) for s in range(0, len(uniq), 256)])
+    with torch.no_grad():
+        states = torch.cat([cond_of(list(uniq[s:s + 256])) for s in range(0, len(uniq), 256)])
+        one = probe_set()
+        p_states, p_empty = cond_of(one.caption_true.tolist()), cond_of([""])
     empty_i = int(inv[-1]); inv = inv[:-1]
-    one = probe_set()
-    p_states, p_empty = text(one.caption_true.tolist()), text([""])
     y, ym = one.digit.to_numpy(), np.array([MOTION_NAMES.index(m) for m in one.motion])
     reader = WorldReader.from_pretrained()
     sch = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
@@ -390,7 +805,7 @@ def train_video(args):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["ae", "diff", "video"])
+    ap.add_argument("what", choices=["ae", "diff", "video", "guide", "vguide", "probe", "vprobe"])
     ap.add_argument("--run", required=True)
     ap.add_argument("--data", default="bench/results/t2v_cpu/img-c/data.npz", help="a run's data.npz (bench/t2v_cpu.py)")
     ap.add_argument("--ae-steps", type=int, default=3000)
@@ -406,7 +821,17 @@ if __name__ == "__main__":
     ap.add_argument("--motion", help="video: only probe, with the motion modules of this video.pt")
     ap.add_argument("--fg-weight", type=float, default=1.0, help="diff: the loss weight of the glyph's latent cells")
     ap.add_argument("--attn", action="store_true", help="diff: cross-attention at every level")
+    ap.add_argument("--cond", choices=["frozen", "learned"], default="frozen", help="diff: the words' vectors (LearnedWords)")
+    ap.add_argument("--resume", action="store_true", help="diff: go on from the run's diff.pt")
+    ap.add_argument("--init", help="diff: start from this diff.pt's EMA U-Net")
+    ap.add_argument("--guide", help="probe: the guide.pt of `guide`")
+    ap.add_argument("--guide-scales", type=float, nargs="+", default=[0.0, 1.0])
+    ap.add_argument("--vguide", help="vprobe: the vguide.pt of `vguide`")
+    ap.add_argument("--vguide-scales", type=float, nargs="+", default=[0.0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe, vprobe: the sampling seeds")
+    ap.add_argument("--part", type=int, default=0, help="probe: 0 the probe's prompts, 1 the next 40 (for tuning)")
     ap.add_argument("--record", default="latent", help="diff: the probe records' name in bench/t2v_runs/probes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"ae": train_ae, "diff": train_diff, "video": train_video}[args.what](args)
+    {"ae": train_ae, "diff": train_diff, "video": train_video, "guide": train_guide, "vguide": train_guide, "probe": probe_guided,
+     "vprobe": probe_video_guided}[args.what](args)
