@@ -3,24 +3,38 @@
 The pixel-space image models of bench/t2v_cpu.py (img-p2, img-c) learn colours and backgrounds within 50k frames but
 still draw scribbles after 100k. Latent diffusion (Rombach et al. 2022, the design of the ModelScope and LaVie models
 that InternVid trains) hands the strokes to an autoencoder's decoder, which learns them from a reconstruction loss,
-and leaves the diffusion model a small latent (8 x 8 x 8 here against 32 x 32 x 3). Three stages, each on its own:
+and leaves the diffusion model a small latent (8 x 8 x 8 here against 32 x 32 x 3). The stages, each on its own:
 
-    R=bench/results/t2v_latent_f4z8
+    R=bench/results/t2i_latent_f4z8
     python bench/t2v_latent.py ae    --run $R --ae-down 2 --ae-z 8 --ae-ch 48     # the autoencoder (~5 min alone)
-    python bench/t2v_latent.py diff  --run $R --record latent-f4z8 --minutes 75  # the image model (+ --attn, --fg-weight)
-    python bench/t2v_latent.py video --run $R --record latent-video --minutes 90 # motion modules on a copy of diff.pt
-    python bench/t2v_latent.py video --run $R --motion <other run>/video.pt      # only probe: these motion modules
+    python bench/t2v_latent.py diff  --run $R --record latent-f4z8 --batch 32 --probe-every 500 --max-steps 3000
+    python bench/t2v_latent.py video --run $V --image $R/diff.pt --batch 8 --record latent-video --minutes 90
+    python bench/t2v_latent.py video --run $V --motion <other run>/video.pt      # only probe: these motion modules
+    python bench/t2v_latent.py guide  --run $G --probe-every 200 --max-steps 5000 # the image guide (~25 min)
+    python bench/t2v_latent.py vguide --run $W --probe-every 200 --minutes 30     # the video guide
+    python bench/t2v_latent.py probe  --run $R --guide $G/guide.pt --guide-scales 0 10 --seeds 0 1 2 --record latent-guided
+    python bench/t2v_latent.py vprobe --run $R --image $R/diff.pt --motion $V/video.pt --batch 8 --guide $G/guide.pt \
+        --vguide $W/vguide.pt --guide-scales 20 --vguide-scales 10 --record latent-vguided      # (--part 1: tuning)
+    python bench/t2v_latent.py eval   --run $R ... (as vprobe, one scale each) --record latent-guided-eval
 
-`ae` trains the autoencoder on every frame of the clips of bench/t2v_cpu.py's runs (the Aes subset of a draw of 4000;
-made if absent) with the glyph's pixels weighed 10x, and reports how many of the probe's 40 real clips the reader still
-reads right after a round trip (ae.json, ae_roundtrip.png). `diff` trains a text-conditioned U-Net on the latents (the
-caption's `final+words` tokens in the mid block's cross-attention, or every level's with --attn; their bag of words as
-`time_cond_proj_dim`, added to the timestep embedding; x0 prediction weighted 1 + SNR capped at 5, as img-c) and
-probes it as `bench/t2v_cpu.py probe` does the image models: the digit the reader reads in single images generated for the first 40 held-out one-object prompts of
-world_eval_clips(120), 20 DDIM steps, guidance 3. `video` inflates a diff checkpoint's EMA weights with AnimateDiff's
-motion modules (`motion_unet`) and trains only those on the clips' latents, probing the videos as bench/t2v_cpu.py does
-(digit, motion, frames that agree with their video's digit). Records: bench/t2v_runs/probes/<--record>.json; weights
-and probe samples stay in the (ignored) run folder.
+(each run folder holds a copy of the autoencoder's ae.pt and ae.json). `ae` trains the autoencoder on every frame of
+the clips of bench/t2v_cpu.py's runs (the Aes subset of a draw of 4000; made if absent; `--every-clip`: every clip of
+the draw, the world's bad clips included) with the glyph's pixels weighed 10x, and reports how many of the probe's 40
+real clips the reader still reads right after a round trip (ae.json, ae_roundtrip.png). `diff` trains a
+text-conditioned U-Net on the latents (the caption's `final+words` tokens in the mid block's cross-attention, or every
+level's with --attn; their bag of words as `time_cond_proj_dim`, added to the timestep embedding; `--cond learned`:
+trainable word vectors instead, `LearnedWords`; x0 prediction weighted 1 + SNR capped at 5) and probes it: the digit
+the reader reads in single images generated for the first 40 held-out one-object prompts of world_eval_clips(120), 20
+DDIM steps, guidance 3, and how much the x0 error grows with a wrong digit in the caption (`digit_gap`); `--resume`
+goes on from the run's diff.pt, `--init` starts from another run's. `video` inflates a diff checkpoint's EMA weights
+with AnimateDiff's motion modules (`motion_unet`) and trains only those on the clips' latents (`--init-motion`: from
+another run's modules), probing the videos (digit, motion, frames that agree with their video's digit). `guide` and
+`vguide` train the noised text-latent models that guide sampling (`Guide`, `VideoGuide`: GLIDE's noised CLIP
+guidance); `probe` and `vprobe` sample images and videos under their guidance at given scales, on the probe's prompts
+or (`--part 1`) on the next 40, where the scales are chosen; `eval` grades the guided videos with
+world_generation_report as bench/t2v_cpu.py eval does the CPU recipe's, and writes the strip of real and generated
+clips. Records: bench/t2v_runs/probes/<--record>.json (eval: bench/t2v_runs/<--record>.json and -strip.png);
+weights and probe samples stay in the (ignored) run folders.
 """
 import argparse, json, time
 from pathlib import Path
@@ -30,6 +44,7 @@ import torch
 import torch.nn as nn
 
 RECORDS = Path(__file__).parent / "t2v_runs" / "probes"
+EVERY_CLIP = False   # --every-clip: a missing --data is built from every clip of the draw, not its Aes subset
 
 
 def clips_of(data: Path):
@@ -38,7 +53,7 @@ def clips_of(data: Path):
         from internvid_nb.models.t2v import T2V_CONFIGS
         from internvid_nb.world.generation import world_aes_set
         from t2v_cpu import RECIPES   # bench/ is on the path of a script run from it
-        caps, vids, _ = world_aes_set(T2V_CONFIGS["tiny"], 4000, RECIPES["img-c"][1].seed)
+        caps, vids, _ = world_aes_set(T2V_CONFIGS["tiny"], 4000, RECIPES["img-c"][1].seed, None if EVERY_CLIP else 2.5)
         data.parent.mkdir(parents=True, exist_ok=True)
         np.savez(data.with_suffix(".tmp.npz"), captions=np.asarray(caps), videos=vids)
         data.with_suffix(".tmp.npz").rename(data)
@@ -408,7 +423,7 @@ def train_guide(args):
         guide.train()
         return accs
 
-    while time.time() - t0 < args.minutes * 60:
+    while time.time() - t0 < args.minutes * 60 and step < args.max_steps:
         idx = torch.randint(len(Z), (B,), generator=g)
         t = torch.randint(0, 900, (B,), generator=g)
         zt = sch.add_noise(Z[idx], torch.randn(Z[idx].shape, generator=g), t)
@@ -421,7 +436,7 @@ def train_guide(args):
         loss = (nn.functional.cross_entropy(logits, back) + (torch.logsumexp(logits.T, 1) - torch.logsumexp(pos, 1)).mean()) / 2
         opt.zero_grad(); loss.backward(); opt.step()
         step += 1
-        if step % args.probe_every == 0:
+        if step % args.probe_every == 0 or step == args.max_steps:
             rec = {"step": step, "loss": loss.item(), "seconds": time.time() - t0, **evaluate()}
             log.append(rec); print(rec, flush=True)
             name = "vguide" if video else "guide"
@@ -484,6 +499,73 @@ def probe_video_guided(args):
         print(key, {k: round(v_, 1) if isinstance(v_, float) else v_ for k, v_ in recs[key].items()}, flush=True)
         np.save(run / f"video-probe-{key}.npy", v)
         rec_p.write_text(json.dumps(recs, indent=1))
+
+
+class GuidedLatentT2V:
+    """The latent pipeline as `world_generation_report` takes a TextToVideo: an image model (diff.pt's EMA) inflated
+    with motion modules (video.pt's EMA), sampled with classifier-free guidance 3 and the guides at their scales."""
+
+    def __init__(self, run: Path, image: Path, motion: Path, guides: dict, name: str, batch: int = 8):
+        from types import SimpleNamespace
+        self.ae = load_ae(run)
+        dcfg = json.loads((image.parent / "diff.json").read_text())
+        unet2d, self.text = unet_and_text(self.ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
+        self.image_ck = torch.load(image, weights_only=True)
+        with torch.no_grad():
+            for p, e in zip(unet2d.parameters(), self.image_ck["ema"]):
+                p.copy_(e)
+        self.vm = motion_unet(unet2d.eval())
+        self.motion_ck = torch.load(motion, weights_only=True)
+        with torch.no_grad():
+            for p, e in zip([p for p in self.vm.parameters() if p.requires_grad], self.motion_ck["ema"]):
+                p.copy_(e)
+        self.vm.eval()
+        self.guides = [(*guide_of(path), scale) for path, scale in guides.items() if path]
+        self.seen = {"step": self.image_ck["step"], "frames_seen": self.image_ck["step"] * dcfg["batch"] + dcfg.get("init frames", 0),
+                     "clips_seen": self.motion_ck["step"] * self.motion_ck.get("batch", batch)}
+        self.name, self.config = name, SimpleNamespace(size=32, frames=8)
+
+    def __call__(self, prompts, steps=20, guidance=3.0, seed=0, videos=None, strength=1.0):
+        if videos is not None:
+            raise ValueError("GuidedLatentT2V does not edit videos: pass edit_strengths=()")
+        out = []
+        for s in range(0, len(prompts), 40):
+            caps = list(prompts[s:s + 40])
+            with torch.no_grad():
+                g = [(gd, gd.embed_text(*guide_text_inputs(gt, caps)), sc) for gd, gt, sc in self.guides]
+                v = sample_video(self.vm, self.ae, self.text(caps), self.text([""]), frames=8, steps=steps,
+                                 guidance=guidance, seed=seed + s, guides=g)
+            out += list(v)
+        return out
+
+
+def evaluate(args):
+    """`bench/t2v_cpu.py eval` for the guided latent pipeline: world_generation_report on the held-out one-object prompts
+    of world_eval_clips(120) (93; the 40 of `--part 1` among them chose the scales), without edits; the record goes to
+    bench/t2v_runs/<--record>.json, as the CPU recipe's snapshots do."""
+    from internvid_nb.world.generation import world_generation_report
+    from internvid_nb.world.readers import WorldReader
+    run = Path(args.run)
+    pipe = GuidedLatentT2V(run, Path(args.image), Path(args.motion),
+                           {args.guide: args.guide_scales[0], args.vguide: args.vguide_scales[0]}, args.record, args.batch)
+    t0 = time.time()
+    r = world_generation_report(pipe, n_test=120, reader=WorldReader.from_pretrained(), folder=Path("bench/results/t2v_cpu/eval-clips"),
+                                rounds=200, edit_strengths=())
+    keep = {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
+    keep |= {"rows": r["rows"], "eval_seconds": time.time() - t0, **pipe.seen, "guide scale": args.guide_scales[0],
+             "vguide scale": args.vguide_scales[0], "image": args.image, "motion": args.motion,
+             "strip prompts": r["prompt_list"][:8]}
+    # the strip (committed beside the record): for the first 8 prompts, the real clip's 8 frames, then the generated
+    strip = np.concatenate([np.concatenate([np.concatenate(list(r["real"][i]), 1), np.full((32, 8, 3), 255, np.uint8),
+                                            np.concatenate(list(r["videos"][i]), 1)], 1) for i in range(8)], 0)
+    import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    plt.imsave(RECORDS.parent / f"{args.record}-strip.png", strip)
+    rec_p = RECORDS.parent / f"{args.record}.json"
+    recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
+    recs[f"snap-{pipe.seen['step']:06d}"] = keep
+    print({k: v for k, v in keep.items() if k != "rows"}, flush=True)
+    rec_p.write_text(json.dumps(recs, indent=1))
+    np.save(run / f"eval-{args.record}.npy", np.stack(r["videos"]))
 
 
 def probe_guided(args):
@@ -584,7 +666,7 @@ def train_diff(args):
         (run / "diff.json").write_text(json.dumps({**json.loads((run / "diff.json").read_text()), "init": args.init,
                                                    "init frames": init_frames}))
     init_frames = json.loads((run / "diff.json").read_text()).get("init frames", 0)
-    while time.time() - t0 < args.minutes * 60:
+    while time.time() - t0 < args.minutes * 60 and step < args.max_steps:
         idx = torch.randint(len(Z), (B,), generator=g)
         x = Z[idx]
         drop = torch.rand(B, generator=g) < 0.1
@@ -747,6 +829,15 @@ def train_video(args):
     if args.motion:   # the motion modules' steps and clips a step (pass the run's --batch if its video.pt lacks it)
         saved = torch.load(args.motion, weights_only=True)
         step, B = saved["step"], saved.get("batch", B)
+    elif args.init_motion:   # go on training another run's motion modules (their EMA) on this image model; their
+        saved = torch.load(args.init_motion, weights_only=True)   # steps count on, at this run's batch
+        with torch.no_grad():
+            for p, e in zip(params, saved["ema"]):
+                p.copy_(e)
+        ema = [p.detach().clone() for p in params]
+        step = saved["step"]
+        if saved.get("batch", B) != B:
+            raise SystemExit(f"--init-motion {args.init_motion} trained at batch {saved.get('batch')}: pass --batch {saved.get('batch')}")
     else:
         step = 0
 
@@ -776,6 +867,7 @@ def train_video(args):
         vm.train()
         torch.save({"motion": [p.detach() for p in params], "ema": ema, "step": step, "batch": B}, run / "video.pt")
 
+    start = step
     probe()   # step 0: the image model on every frame (or, with --motion, the combination alone)
     if args.motion:
         return
@@ -792,20 +884,20 @@ def train_video(args):
         snr = ac[t] / (1 - ac[t])
         loss = ((pred - x).pow(2).flatten(1).mean(1) * (1 + snr).clamp(max=5.0)).mean()
         for grp in opt.param_groups:
-            grp["lr"] = args.lr * min(1.0, (step + 1) / 100)
+            grp["lr"] = args.lr * min(1.0, (step - start + 1) / 100)
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(0.995, (1 + step) / (10 + step)))
         step += 1
         if step % 50 == 0:
-            print(f"video step {step} loss {loss.item():.4f} {step * B / (time.time() - t0):.1f} clips/s", flush=True)
+            print(f"video step {step} loss {loss.item():.4f} {(step - start) * B / (time.time() - t0):.1f} clips/s", flush=True)
         if step % args.probe_every == 0:
             probe()
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["ae", "diff", "video", "guide", "vguide", "probe", "vprobe"])
+    ap.add_argument("what", choices=["ae", "diff", "video", "guide", "vguide", "probe", "vprobe", "eval"])
     ap.add_argument("--run", required=True)
     ap.add_argument("--data", default="bench/results/t2v_cpu/img-c/data.npz", help="a run's data.npz (bench/t2v_cpu.py)")
     ap.add_argument("--ae-steps", type=int, default=3000)
@@ -815,10 +907,12 @@ if __name__ == "__main__":
     ap.add_argument("--minutes", type=float, default=40)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--probe-every", type=int, default=1000)
+    ap.add_argument("--max-steps", type=int, default=10 ** 9, help="diff: stop at this step")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3, help="video: the motion modules' learning rate")
     ap.add_argument("--image", help="video: the diff checkpoint to inflate (default: the run's diff.pt)")
     ap.add_argument("--motion", help="video: only probe, with the motion modules of this video.pt")
+    ap.add_argument("--init-motion", help="video: start from the motion modules of this video.pt (their steps count on)")
     ap.add_argument("--fg-weight", type=float, default=1.0, help="diff: the loss weight of the glyph's latent cells")
     ap.add_argument("--attn", action="store_true", help="diff: cross-attention at every level")
     ap.add_argument("--cond", choices=["frozen", "learned"], default="frozen", help="diff: the words' vectors (LearnedWords)")
@@ -831,7 +925,10 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe, vprobe: the sampling seeds")
     ap.add_argument("--part", type=int, default=0, help="probe: 0 the probe's prompts, 1 the next 40 (for tuning)")
     ap.add_argument("--record", default="latent", help="diff: the probe records' name in bench/t2v_runs/probes")
+    ap.add_argument("--every-clip", action="store_true", help="build a missing --data from every clip of the draw of 4000 "
+                    "(the world's bad clips included; claim (d)'s second arm), not from its Aes subset")
     args = ap.parse_args()
+    EVERY_CLIP = args.every_clip
     torch.set_num_threads(args.threads)
     {"ae": train_ae, "diff": train_diff, "video": train_video, "guide": train_guide, "vguide": train_guide, "probe": probe_guided,
-     "vprobe": probe_video_guided}[args.what](args)
+     "vprobe": probe_video_guided, "eval": evaluate}[args.what](args)
