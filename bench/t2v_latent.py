@@ -47,6 +47,13 @@ RECORDS = Path(__file__).parent / "t2v_runs" / "probes"
 EVERY_CLIP = False   # --every-clip: a missing --data is built from every clip of the draw, not its Aes subset
 
 
+def write_json(path: Path, obj) -> None:
+    "Write JSON atomically (a temporary file beside, then a rename)."
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
 def clips_of(data: Path):
     "The clips [N, 8, 32, 32, 3] uint8 and their captions."
     if not data.exists():   # the clips of bench/t2v_cpu.py's runs: the Aes subset of a draw of 4000, 8 frames
@@ -136,7 +143,7 @@ def guide_text_inputs(text, caps):
 
 def probe_set(part: int = 0):
     """The probe: the first 40 held-out one-object prompts of world_eval_clips(120) and their real clips; `part=1` the
-    next 40, on which `guide` settles its scale (so that the probe's prompts never choose a setting)."""
+    next 40, on which `probe` and `vprobe` settle the guidance scales (so that the probe's prompts never choose one)."""
     from internvid_nb.world.comparisons import world_eval_clips
     clips = world_eval_clips(120, Path("bench/results/t2v_cpu/eval-clips"))
     return clips[clips.n_objects == 1].reset_index(drop=True).iloc[40 * part:40 * part + 40].reset_index(drop=True)
@@ -179,7 +186,7 @@ def train_ae(args):
     rec = {"config": config, "ae steps": args.ae_steps, "ae seconds": time.time() - t0, "ae loss": loss.item(), "latent std": float(ae.scale),
            "real clips' digit read right, %": acc(real), "after the autoencoder's round trip, %": acc(rt)}
     print(rec, flush=True)
-    (run / "ae.json").write_text(json.dumps(rec, indent=1))
+    write_json(run / "ae.json", rec)
     strip = np.concatenate([np.concatenate([r[0] for r in real[:10]], 1), np.concatenate([r[0] for r in rt[:10]], 1)], 0)
     import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
     plt.imsave(run / "ae_roundtrip.png", strip)
@@ -244,9 +251,35 @@ def conditioner(text, words=None):
     return cond
 
 
+def load_image_model(image: Path, run: Path, data: Path):
+    """A `diff` checkpoint's U-Net at its EMA weights, with its learned words (`--cond learned`) at theirs: (unet, text
+    encoder, captions -> condition states, checkpoint, its diff.json)."""
+    ae_cfg = ae_config(run)
+    dcfg = json.loads((image.parent / "diff.json").read_text())   # the image model's U-Net and batch (its frames seen)
+    unet, text = unet_and_text(ae_cfg["z"], 32 >> ae_cfg["down"], dcfg["attn"])
+    ck = torch.load(image, weights_only=True)
+    words = None
+    if "words" in ck:   # built from the training captions as `diff` built them, so that the vocabulary is the same
+        words = LearnedWords(text, sorted(set(clips_of(data)[1]) | {""}))
+        words.load_state_dict(ck["words"])
+    with torch.no_grad():
+        for p, e in zip(list(unet.parameters()) + ([] if words is None else list(words.parameters())), ck["ema"]):
+            p.copy_(e)
+    return unet.eval(), text, conditioner(text, words), ck, dcfg
+
+
+def load_motion(vm, motion: Path) -> dict:
+    "Copy a video.pt's motion modules (their EMA) into the inflated U-Net `vm`; returns the checkpoint."
+    ck = torch.load(motion, weights_only=True)
+    with torch.no_grad():
+        for p, e in zip([p for p in vm.parameters() if p.requires_grad], ck["ema"]):
+            p.copy_(e)
+    return ck
+
+
 def digit_gap(unet, cond, X, caps, ts=(200, 400, 600, 800)):
-    """How much the U-Net's x0 error grows when the caption names another digit: the mean over `ts` and 3 wrong digits
-    of (error with the wrong digit - error with the right one) / error with the right one, in %, on real frames' latents
+    """How much the U-Net's x0 error grows when the caption names another digit: over `ts` the mean of (mean error with
+    3 wrong digits - mean error with the right one) / mean error with the right one, in %, on real frames' latents
     `X` (a model that ignores the digit word scores 0). Also the share of frames whose error grows."""
     import re
     from diffusers import DDPMScheduler
@@ -269,7 +302,9 @@ class Guide(nn.Module):
     both to unit vectors, trained contrastively on the captioned frames. The diffusion loss gives the digit word a tiny
     share (the digit is a few of 64 cells, and at high noise its shape hardly lowers the error), while a contrastive
     loss is decided by what tells captions apart, the digit among it. At sampling, the gradient of the caption's
-    similarity with respect to z_t is added to the U-Net's predicted x0 (classifier guidance in x0 form)."""
+    similarity with respect to z_t is added to the U-Net's predicted x0 (classifier guidance in x0 form). It trains on
+    t < 900, while 20-step DDIM ("leading" spacing) starts at t = 950 and 900, where the guidance term's factor is
+    largest: there the guide extrapolates (every recorded run guides every step; training it on all t is a next step)."""
 
     def __init__(self, text, captions, z: int = 8, ch: int = 96, dim: int = 128):
         super().__init__()
@@ -341,8 +376,8 @@ def sample(unet, ae, states, empty, steps=20, guidance=3.0, seed=0, guide=None, 
     sch = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
                         clip_sample=False)
     sch.set_timesteps(steps)
-    c = unet.config
-    z = torch.randn(len(states), c.in_channels, c.sample_size, c.sample_size, generator=torch.Generator().manual_seed(seed))
+    cfg = unet.config
+    z = torch.randn(len(states), cfg.in_channels, cfg.sample_size, cfg.sample_size, generator=torch.Generator().manual_seed(seed))
     both = torch.cat([states, empty.expand_as(states)])
     for t in sch.timesteps:
         out = unet(torch.cat([z, z]), t, encoder_hidden_states=both, timestep_cond=both[:, -1]).sample
@@ -397,7 +432,7 @@ def train_guide(args):
     with torch.no_grad():
         states = torch.cat([text(uniq[s:s + 256]) for s in range(0, len(uniq), 256)])
     ids, mask = LearnedWords.tokens(text, uniq)
-    config = {"z": Z.shape[1]}
+    config = {"z": Z.shape[1], "ch": 64 if video else 96, "dim": 128}
     guide = (VideoGuide if video else Guide)(text, uniq, **config)
     B = 64 if video else 256
     opt = torch.optim.AdamW(guide.parameters(), 1e-3, weight_decay=0.01)
@@ -453,23 +488,14 @@ def probe_video_guided(args):
     from internvid_nb.world.readers import WorldReader, MOTION_NAMES
     run = Path(args.run)
     ae = load_ae(run)
-    image = Path(args.image)
-    dcfg = json.loads((image.parent / "diff.json").read_text())
-    unet2d, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
-    ck = torch.load(image, weights_only=True)
-    with torch.no_grad():
-        for p, e in zip(unet2d.parameters(), ck["ema"]):
-            p.copy_(e)
-    vm = motion_unet(unet2d.eval())
-    mot = torch.load(args.motion, weights_only=True)
-    with torch.no_grad():
-        for p, e in zip([p for p in vm.parameters() if p.requires_grad], mot["ema"]):
-            p.copy_(e)
+    unet2d, text, cond_of, ck, dcfg = load_image_model(Path(args.image), run, Path(args.data))
+    vm = motion_unet(unet2d)
+    mot = load_motion(vm, Path(args.motion))
     vm.eval()
     one = probe_set(args.part)
     caps = one.caption_true.tolist()
     with torch.no_grad():
-        p_states, p_empty = text(caps), text([""])
+        p_states, p_empty = cond_of(caps), cond_of([""])
     guides = []
     for path in (args.guide, args.vguide):
         if path:
@@ -498,27 +524,20 @@ def probe_video_guided(args):
                      "seconds": time.time() - t0}
         print(key, {k: round(v_, 1) if isinstance(v_, float) else v_ for k, v_ in recs[key].items()}, flush=True)
         np.save(run / f"video-probe-{key}.npy", v)
-        rec_p.write_text(json.dumps(recs, indent=1))
+        write_json(rec_p, recs)
 
 
 class GuidedLatentT2V:
     """The latent pipeline as `world_generation_report` takes a TextToVideo: an image model (diff.pt's EMA) inflated
     with motion modules (video.pt's EMA), sampled with classifier-free guidance 3 and the guides at their scales."""
 
-    def __init__(self, run: Path, image: Path, motion: Path, guides: dict, name: str, batch: int = 8):
+    def __init__(self, run: Path, image: Path, motion: Path, guides: dict, name: str, batch: int = 8,
+                 data: Path = Path("bench/results/t2v_cpu/img-c/data.npz")):
         from types import SimpleNamespace
         self.ae = load_ae(run)
-        dcfg = json.loads((image.parent / "diff.json").read_text())
-        unet2d, self.text = unet_and_text(self.ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
-        self.image_ck = torch.load(image, weights_only=True)
-        with torch.no_grad():
-            for p, e in zip(unet2d.parameters(), self.image_ck["ema"]):
-                p.copy_(e)
-        self.vm = motion_unet(unet2d.eval())
-        self.motion_ck = torch.load(motion, weights_only=True)
-        with torch.no_grad():
-            for p, e in zip([p for p in self.vm.parameters() if p.requires_grad], self.motion_ck["ema"]):
-                p.copy_(e)
+        unet2d, _, self.cond_of, self.image_ck, dcfg = load_image_model(image, run, data)
+        self.vm = motion_unet(unet2d)
+        self.motion_ck = load_motion(self.vm, motion)
         self.vm.eval()
         self.guides = [(*guide_of(path), scale) for path, scale in guides.items() if path]
         self.seen = {"step": self.image_ck["step"], "frames_seen": self.image_ck["step"] * dcfg["batch"] + dcfg.get("init frames", 0),
@@ -533,7 +552,7 @@ class GuidedLatentT2V:
             caps = list(prompts[s:s + 40])
             with torch.no_grad():
                 g = [(gd, gd.embed_text(*guide_text_inputs(gt, caps)), sc) for gd, gt, sc in self.guides]
-                v = sample_video(self.vm, self.ae, self.text(caps), self.text([""]), frames=8, steps=steps,
+                v = sample_video(self.vm, self.ae, self.cond_of(caps), self.cond_of([""]), frames=8, steps=steps,
                                  guidance=guidance, seed=seed + s, guides=g)
             out += list(v)
         return out
@@ -542,18 +561,21 @@ class GuidedLatentT2V:
 def evaluate(args):
     """`bench/t2v_cpu.py eval` for the guided latent pipeline: world_generation_report on the held-out one-object prompts
     of world_eval_clips(120) (93; the 40 of `--part 1` among them chose the scales), without edits; the record goes to
-    bench/t2v_runs/<--record>.json, as the CPU recipe's snapshots do."""
+    bench/t2v_runs/<--record>.json, as the CPU recipe's snapshots do. Prompts are sampled 40 at a time, chunk k with
+    seed k * 40 (so the first 40 share vprobe's seed-0 noise)."""
     from internvid_nb.world.generation import world_generation_report
     from internvid_nb.world.readers import WorldReader
     run = Path(args.run)
     pipe = GuidedLatentT2V(run, Path(args.image), Path(args.motion),
-                           {args.guide: args.guide_scales[0], args.vguide: args.vguide_scales[0]}, args.record, args.batch)
+                           {args.guide: args.guide_scales[0], args.vguide: args.vguide_scales[0]}, args.record, args.batch,
+                           Path(args.data))
     t0 = time.time()
     r = world_generation_report(pipe, n_test=120, reader=WorldReader.from_pretrained(), folder=Path("bench/results/t2v_cpu/eval-clips"),
                                 rounds=200, edit_strengths=())
     keep = {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
     keep |= {"rows": r["rows"], "eval_seconds": time.time() - t0, **pipe.seen, "guide scale": args.guide_scales[0],
-             "vguide scale": args.vguide_scales[0], "image": args.image, "motion": args.motion,
+             "vguide scale": args.vguide_scales[0], "image": args.image, "motion": args.motion, "guide": args.guide,
+             "vguide": args.vguide,
              "strip prompts": r["prompt_list"][:8]}
     # the strip (committed beside the record): for the first 8 prompts, the real clip's 8 frames, then the generated
     strip = np.concatenate([np.concatenate([np.concatenate(list(r["real"][i]), 1), np.full((32, 8, 3), 255, np.uint8),
@@ -564,7 +586,7 @@ def evaluate(args):
     recs = json.loads(rec_p.read_text()) if rec_p.exists() else {}
     recs[f"snap-{pipe.seen['step']:06d}"] = keep
     print({k: v for k, v in keep.items() if k != "rows"}, flush=True)
-    rec_p.write_text(json.dumps(recs, indent=1))
+    write_json(rec_p, recs)
     np.save(run / f"eval-{args.record}.npy", np.stack(r["videos"]))
 
 
@@ -574,19 +596,7 @@ def probe_guided(args):
     from internvid_nb.world.readers import WorldReader
     run = Path(args.run)
     ae = load_ae(run)
-    dcfg = json.loads((run / "diff.json").read_text())
-    unet, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
-    ck = torch.load(run / "diff.pt", weights_only=True)
-    words = None
-    if "words" in ck:
-        words = LearnedWords(text, sorted(set(clips_of(Path(args.data))[1]) | {""}))
-        words.load_state_dict(ck["words"])
-    with torch.no_grad():
-        ps = list(unet.parameters()) + ([] if words is None else list(words.parameters()))
-        for p, e in zip(ps, ck["ema"]):
-            p.copy_(e)
-    unet.eval()
-    cond_of = conditioner(text, words)
+    unet, text, cond_of, ck, dcfg = load_image_model(run / "diff.pt", run, Path(args.data))
     guide, gtext = guide_of(args.guide)
     one = probe_set(args.part)
     caps = one.caption_true.tolist()
@@ -610,7 +620,7 @@ def probe_guided(args):
                      "seconds": time.time() - t0}
         print(key, recs[key], flush=True)
         np.save(run / f"probe-{key}.npy", imgs)
-    rec_p.write_text(json.dumps(recs, indent=1))
+    write_json(rec_p, recs)
 
 
 def train_diff(args):
@@ -621,8 +631,13 @@ def train_diff(args):
     ae = load_ae(run)
     frames, caps = frames_of(Path(args.data))
     unet, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], args.attn)
-    (run / "diff.json").write_text(json.dumps({"attn": args.attn, "batch": args.batch, "fg_weight": args.fg_weight,
-                                               "cond": args.cond}))
+    dcfg = {"attn": args.attn, "batch": args.batch, "fg_weight": args.fg_weight, "cond": args.cond}
+    if args.resume:   # the run's own settings stand (and its warm start's frames): a resume changes none of them
+        old = json.loads((run / "diff.json").read_text())
+        if any(old.get(k, v) != v for k, v in dcfg.items()):
+            raise SystemExit(f"--resume of {run} with other settings than its diff.json's: {old}")
+    else:
+        write_json(run / "diff.json", dcfg)
     uniq, inv = np.unique(np.asarray(caps + [""]), return_inverse=True)
     states = torch.cat([text(list(uniq[s:s + 256])) for s in range(0, len(uniq), 256)])
     empty_i = int(inv[-1]); inv = inv[:-1]
@@ -662,9 +677,8 @@ def train_diff(args):
             for p, e in zip(unet.parameters(), ck["ema"][:len(list(unet.parameters()))]):
                 p.copy_(e)
         ema = [p.detach().clone() for p in params]
-        init_frames = ck["step"] * json.loads((Path(args.init).parent / "diff.json").read_text())["batch"]
-        (run / "diff.json").write_text(json.dumps({**json.loads((run / "diff.json").read_text()), "init": args.init,
-                                                   "init frames": init_frames}))
+        src = json.loads((Path(args.init).parent / "diff.json").read_text())   # a chain of warm starts counts on
+        write_json(run / "diff.json", {**dcfg, "init": args.init, "init frames": ck["step"] * src["batch"] + src.get("init frames", 0)})
     init_frames = json.loads((run / "diff.json").read_text()).get("init frames", 0)
     while time.time() - t0 < args.minutes * 60 and step < args.max_steps:
         idx = torch.randint(len(Z), (B,), generator=g)
@@ -704,7 +718,7 @@ def train_diff(args):
                                        "frames whose x0 error grows with a wrong digit, %": wins,
                                        "seconds": time.time() - t0}
             print(recs[f"step-{step:06d}"], flush=True)
-            (RECORDS / f"{args.record}.json").write_text(json.dumps(recs, indent=1))
+            write_json(RECORDS / f"{args.record}.json", recs)
             np.save(run / f"probe-{step:06d}.npy", imgs)
             with torch.no_grad():
                 for p, l in zip(params, live):
@@ -780,21 +794,9 @@ def train_video(args):
     run = Path(args.run)
     ae = load_ae(run)
     image = Path(args.image) if args.image else run / "diff.pt"
-    dcfg = json.loads((image.parent / "diff.json").read_text())   # the image model's U-Net and batch (its frames seen)
-    unet2d, text = unet_and_text(ae.enc[-1].out_channels, 32 >> ae_config(run)["down"], dcfg["attn"])
-    ck = torch.load(image, weights_only=True)
-    with torch.no_grad():
-        for p, e in zip(unet2d.parameters(), ck["ema"]):
-            p.copy_(e)
+    unet2d, text, cond_of, ck, dcfg = load_image_model(image, run, Path(args.data))
     vids, caps = clips_of(Path(args.data))
-    words = None
-    if "words" in ck:   # a `--cond learned` image model: its learned words, at their EMA values
-        words = LearnedWords(text, sorted(set(caps) | {""}))
-        words.load_state_dict(ck["words"])
-        with torch.no_grad():
-            words.emb.copy_(ck["ema"][len(list(unet2d.parameters()))])
-    cond_of = conditioner(text, words)
-    vm = motion_unet(unet2d.eval())
+    vm = motion_unet(unet2d)
     params = [p for p in vm.parameters() if p.requires_grad]
     if args.motion:   # AnimateDiff's premise: motion modules trained beside one image model serve its later snapshots
         with torch.no_grad():
@@ -850,14 +852,14 @@ def train_video(args):
         v = sample_video(vm, ae, p_states, p_empty, frames=T)
         r = reader.read(list(v))
         key = f"step-{step:06d}" if not args.motion else f"image-{ck['step']:06d}+motion-{Path(args.motion).parent.name}-{step:06d}"
-        recs[key] = {"step": step, "image step": ck["step"], "prompts": len(y), "clips_seen": step * B, "frames_seen": ck["step"] * dcfg["batch"],
+        recs[key] = {"step": step, "image step": ck["step"], "prompts": len(y), "clips_seen": step * B, "frames_seen": ck["step"] * dcfg["batch"] + dcfg.get("init frames", 0),
                                    "video digit accuracy": float((r["digit"] == y).mean() * 100),
                                    "video motion accuracy": float((r["motion"] == ym).mean() * 100),
                                    "frames reading the video's digit, %": float((r["frame_probs"].argmax(-1) == r["digit"][:, None]).mean() * 100),
                                    "digit prior (most common answer), %": float(np.bincount(r["digit"]).max() / len(y) * 100),
                                    "seconds": time.time() - t0}
         print(key, recs[key], flush=True)
-        rec_p.write_text(json.dumps(recs, indent=1))
+        write_json(rec_p, recs)
         np.save(run / f"video-probe-{key}.npy", v)
         if args.motion:
             return
@@ -907,28 +909,30 @@ if __name__ == "__main__":
     ap.add_argument("--minutes", type=float, default=40)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--probe-every", type=int, default=1000)
-    ap.add_argument("--max-steps", type=int, default=10 ** 9, help="diff: stop at this step")
+    ap.add_argument("--max-steps", type=int, default=10 ** 9, help="diff, guide, vguide: stop at this step")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3, help="video: the motion modules' learning rate")
-    ap.add_argument("--image", help="video: the diff checkpoint to inflate (default: the run's diff.pt)")
-    ap.add_argument("--motion", help="video: only probe, with the motion modules of this video.pt")
+    ap.add_argument("--image", help="video, vprobe, eval: the diff checkpoint to inflate (video's default: the run's diff.pt)")
+    ap.add_argument("--motion", help="video: only probe, with the motion modules of this video.pt; vprobe, eval: the motion modules")
     ap.add_argument("--init-motion", help="video: start from the motion modules of this video.pt (their steps count on)")
     ap.add_argument("--fg-weight", type=float, default=1.0, help="diff: the loss weight of the glyph's latent cells")
     ap.add_argument("--attn", action="store_true", help="diff: cross-attention at every level")
     ap.add_argument("--cond", choices=["frozen", "learned"], default="frozen", help="diff: the words' vectors (LearnedWords)")
     ap.add_argument("--resume", action="store_true", help="diff: go on from the run's diff.pt")
     ap.add_argument("--init", help="diff: start from this diff.pt's EMA U-Net")
-    ap.add_argument("--guide", help="probe: the guide.pt of `guide`")
+    ap.add_argument("--guide", help="probe, vprobe, eval: the guide.pt of `guide`")
     ap.add_argument("--guide-scales", type=float, nargs="+", default=[0.0, 1.0])
-    ap.add_argument("--vguide", help="vprobe: the vguide.pt of `vguide`")
+    ap.add_argument("--vguide", help="vprobe, eval: the vguide.pt of `vguide`")
     ap.add_argument("--vguide-scales", type=float, nargs="+", default=[0.0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe, vprobe: the sampling seeds")
-    ap.add_argument("--part", type=int, default=0, help="probe: 0 the probe's prompts, 1 the next 40 (for tuning)")
-    ap.add_argument("--record", default="latent", help="diff: the probe records' name in bench/t2v_runs/probes")
+    ap.add_argument("--part", type=int, default=0, help="probe, vprobe: 0 the probe's prompts, 1 the next 40 (for tuning)")
+    ap.add_argument("--record", default="latent", help="the records' name (in bench/t2v_runs/probes; eval's in bench/t2v_runs)")
     ap.add_argument("--every-clip", action="store_true", help="build a missing --data from every clip of the draw of 4000 "
                     "(the world's bad clips included; claim (d)'s second arm), not from its Aes subset")
     args = ap.parse_args()
     EVERY_CLIP = args.every_clip
+    if EVERY_CLIP and Path(args.data).exists():
+        raise SystemExit(f"--every-clip builds a missing --data; {args.data} exists (pass a new path, or drop the flag)")
     torch.set_num_threads(args.threads)
     {"ae": train_ae, "diff": train_diff, "video": train_video, "guide": train_guide, "vguide": train_guide, "probe": probe_guided,
      "vprobe": probe_video_guided, "eval": evaluate}[args.what](args)
