@@ -318,11 +318,14 @@ class Guide(nn.Module):
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(2 * ch, 256), nn.SiLU(), nn.Linear(256, dim))
         self.logit_scale = nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32))
 
-    def embed_latent(self, z, t):
-        t = torch.as_tensor(t, dtype=torch.float32).expand(len(z))
+    def film(self, t, n: int):
+        "The timestep's FiLM scale and shift [n, ch] from sinusoidal features."
+        t = torch.as_tensor(t, dtype=torch.float32).expand(n)
         f = torch.exp(-np.log(1e4) * torch.arange(32) / 32)
-        te = torch.cat([torch.sin(t[:, None] * f), torch.cos(t[:, None] * f)], 1)
-        sc, sh = self.t_emb(te)[..., None, None].chunk(2, 1)
+        return self.t_emb(torch.cat([torch.sin(t[:, None] * f), torch.cos(t[:, None] * f)], 1)).chunk(2, 1)
+
+    def embed_latent(self, z, t):
+        sc, sh = (a[..., None, None] for a in self.film(t, len(z)))
         h = self.inp(z)
         for i, (conv, norm) in enumerate(zip(self.body, self.norms)):
             h = h + conv(nn.functional.silu(norm(h) * (1 + sc) + sh))
@@ -346,9 +349,7 @@ class VideoGuide(Guide):
         self.body = nn.ModuleList([nn.Conv3d(ch, ch, 3, padding=1) for _ in range(4)])
 
     def embed_latent(self, z, t):
-        t = torch.as_tensor(t, dtype=torch.float32).expand(len(z))
-        f = torch.exp(-np.log(1e4) * torch.arange(32) / 32)
-        sc, sh = self.t_emb(torch.cat([torch.sin(t[:, None] * f), torch.cos(t[:, None] * f)], 1))[..., None, None, None].chunk(2, 1)
+        sc, sh = (a[..., None, None, None] for a in self.film(t, len(z)))
         h = self.inp(z)
         for i, (conv, norm) in enumerate(zip(self.body, self.norms)):
             h = h + conv(nn.functional.silu(norm(h) * (1 + sc) + sh))
@@ -604,7 +605,7 @@ def probe_guided(args):
     caps = one.caption_true.tolist()
     with torch.no_grad():
         p_states, p_empty = cond_of(caps), cond_of([""])
-        g_text = guide.embed_text(gtext(caps), *LearnedWords.tokens(gtext, caps))
+        g_text = guide.embed_text(*guide_text_inputs(gtext, caps))
     reader = WorldReader.from_pretrained()
     y = one.digit.to_numpy()
     rec_p = RECORDS / f"{args.record}.json"
